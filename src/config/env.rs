@@ -1,0 +1,1 @@
+//! `REGISTRY_*` environment overrides applied to the YAML tree (to be written).

@@ -1,0 +1,1 @@
+//! HTTP layer (to be written).

@@ -1,0 +1,11 @@
+//! berth: a container image registry speaking the OCI distribution spec v1.1
+//! and the Docker Registry HTTP API V2, on distribution's storage layout.
+//!
+//! Layers, one direction only: `http` -> `registry` -> `storage`.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod oci;
+pub mod registry;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! Manifest media types and parsing (to be written).

@@ -1,0 +1,1 @@
+//! Registry layer (to be written).

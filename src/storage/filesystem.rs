@@ -1,0 +1,1 @@
+//! Filesystem driver (to be written).

@@ -1,0 +1,1 @@
+//! In-memory driver (to be written).

@@ -1,0 +1,205 @@
+//! Storage layer: bytes at keys. Nothing here knows about manifests, tags or HTTP;
+//! the registry layer above gives keys their meaning (see `paths`).
+//!
+//! Keys are absolute, `/`-separated paths such as
+//! `/docker/registry/v2/blobs/sha256/ab/abcd.../data`, matching distribution's
+//! storage driver contract so that its data can be served in place.
+
+pub mod filesystem;
+pub mod memory;
+pub mod paths;
+
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+/// A boxed byte stream returned by [`StorageDriver::reader`].
+pub type BoxReader = Pin<Box<dyn AsyncRead + Send + Unpin>>;
+
+/// Errors every driver reports in the same terms, so the registry layer can map
+/// "not there" to the right API error whatever the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Nothing is stored at this key (or, for `list`, under it).
+    #[error("path not found: {0}")]
+    NotFound(String),
+    /// The key breaks the key grammar (`^(/[A-Za-z0-9._-]+)+$`).
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// A read or append asked for an offset past the end of the object.
+    #[error("invalid offset {offset} for path {path}")]
+    InvalidOffset { path: String, offset: u64 },
+    /// Anything else the backend reported (I/O, network, permissions).
+    #[error("{driver}: {detail}")]
+    Backend {
+        driver: &'static str,
+        detail: String,
+    },
+}
+
+impl StorageError {
+    /// Wraps a backend-specific error, keeping the driver name for the logs.
+    pub fn backend(driver: &'static str, err: impl std::fmt::Display) -> Self {
+        StorageError::Backend {
+            driver,
+            detail: err.to_string(),
+        }
+    }
+
+    /// True when the error means "nothing at this key".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound(_))
+    }
+}
+
+/// Result alias for storage operations.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// What `stat` tells about a key: enough for Content-Length, Last-Modified and
+/// for telling objects from directories (prefixes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The key that was asked about.
+    pub path: String,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Last modification time, when the backend knows it.
+    pub modified: Option<SystemTime>,
+    /// True for a directory / common prefix rather than an object.
+    pub is_dir: bool,
+}
+
+/// The primitive surface every backend implements (memory, filesystem, object
+/// stores). Kept small and close to distribution's driver interface so that the
+/// registry logic above is written once and every backend passes one test suite.
+#[async_trait]
+pub trait StorageDriver: Send + Sync + 'static {
+    /// Short backend name for logs and errors ("filesystem", "inmemory", "s3").
+    fn name(&self) -> &'static str;
+
+    /// Reads a whole small object (links, manifests, state files).
+    /// Errors: `NotFound` when no object is at `path`.
+    async fn get_content(&self, path: &str) -> StorageResult<Bytes>;
+
+    /// Stores a whole small object, replacing any previous one atomically:
+    /// readers see either the old or the new content, never a mix.
+    async fn put_content(&self, path: &str, content: Bytes) -> StorageResult<()>;
+
+    /// Opens a stream over the object starting at `offset`.
+    /// Errors: `NotFound`; `InvalidOffset` when `offset` is past the end.
+    async fn reader(&self, path: &str, offset: u64) -> StorageResult<BoxReader>;
+
+    /// Opens a writer. With `append` the writer continues the object left by an
+    /// earlier writer's `close` (resumable uploads); without it, it starts empty.
+    /// Content becomes visible at `path` only after `commit`.
+    /// Errors: `NotFound` when `append` is set and nothing is there to continue.
+    async fn writer(&self, path: &str, append: bool) -> StorageResult<Box<dyn FileWriter>>;
+
+    /// Describes the object or directory at `path`.
+    /// Errors: `NotFound`.
+    async fn stat(&self, path: &str) -> StorageResult<FileInfo>;
+
+    /// Lists the direct children of the directory `path` as full keys, in no
+    /// particular order. Errors: `NotFound` when the directory does not exist.
+    async fn list(&self, path: &str) -> StorageResult<Vec<String>>;
+
+    /// Moves an object from `source` to `dest`, replacing `dest` atomically.
+    /// Errors: `NotFound` when `source` does not exist.
+    async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()>;
+
+    /// Deletes the object or the whole directory tree at `path`.
+    /// Errors: `NotFound` when nothing is there.
+    async fn delete(&self, path: &str) -> StorageResult<()>;
+
+    /// A URL a client may be redirected to for reading `path` directly from the
+    /// backend (presigned object-store URLs). `None` when the backend cannot.
+    async fn redirect_url(&self, _path: &str) -> StorageResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Lists every object (not directory) under `path`, recursively, as full
+    /// keys in lexical order. Backends with a cheaper native walk override this.
+    /// Errors: `NotFound` when `path` does not exist.
+    async fn walk(&self, path: &str) -> StorageResult<Vec<String>> {
+        let mut out = Vec::new();
+        let mut stack = vec![path.to_string()];
+        while let Some(dir) = stack.pop() {
+            for child in self.list(&dir).await? {
+                let info = self.stat(&child).await?;
+                if info.is_dir {
+                    stack.push(child);
+                } else {
+                    out.push(child);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A writer returned by [`StorageDriver::writer`]. Dropping it without
+/// `commit`, `close` or `cancel` discards whatever it wrote since opening.
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: &[u8]) -> StorageResult<()>;
+
+    /// Total size of the object so far, including content from earlier writers
+    /// when appending.
+    fn size(&self) -> u64;
+
+    /// Makes the content durable and visible at the writer's path; the writer
+    /// is finished.
+    async fn commit(self: Box<Self>) -> StorageResult<()>;
+
+    /// Persists what was written so that a later `writer(path, true)` can
+    /// continue it, without committing. Used between upload chunks.
+    async fn close(self: Box<Self>) -> StorageResult<()>;
+
+    /// Discards everything this writer and earlier appending writers wrote.
+    async fn cancel(self: Box<Self>) -> StorageResult<()>;
+}
+
+/// Checks a key against distribution's path grammar `^(/[A-Za-z0-9._-]+)+$`,
+/// refusing `.` and `..` segments so no key can escape the storage root.
+pub fn validate_path(path: &str) -> StorageResult<()> {
+    let ok = path.starts_with('/')
+        && path[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidPath(path.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_path;
+
+    #[test]
+    fn path_grammar() {
+        for good in [
+            "/a",
+            "/docker/registry/v2/blobs/sha256/ab/abcd/data",
+            "/a-b/c_d/e.f",
+        ] {
+            assert!(validate_path(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "/", "a/b", "/a//b", "/a/", "/a/../b", "/./a", "/a b", "/a%2fb", "/ä",
+        ] {
+            assert!(validate_path(bad).is_err(), "{bad}");
+        }
+    }
+}
