@@ -3,6 +3,8 @@
 //!
 //! Layers, one direction only: `http` -> `registry` -> `storage`.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
