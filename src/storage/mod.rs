@@ -94,7 +94,12 @@ pub trait StorageDriver: Send + Sync + 'static {
 
     /// Opens a writer. With `append` the writer continues the object left by an
     /// earlier writer's `close` (resumable uploads); without it, it starts empty.
-    /// Content becomes visible at `path` only after `commit`.
+    ///
+    /// A non-append writer replaces `path` atomically on `commit` or `close`:
+    /// until then readers see the previous content (or nothing), never a part.
+    /// An append writer may write in place, so readers of `path` can see a
+    /// growing tail before `commit`; only use `append` on private keys
+    /// (upload data).
     /// Errors: `NotFound` when `append` is set and nothing is there to continue.
     async fn writer(&self, path: &str, append: bool) -> StorageResult<Box<dyn FileWriter>>;
 
@@ -104,13 +109,17 @@ pub trait StorageDriver: Send + Sync + 'static {
 
     /// Lists the direct children of the directory `path` as full keys, in no
     /// particular order. Errors: `NotFound` when the directory does not exist.
+    /// Whether an emptied directory still exists depends on the backend (it
+    /// does on a filesystem, not on object stores), so callers must treat an
+    /// empty list and `NotFound` alike.
     async fn list(&self, path: &str) -> StorageResult<Vec<String>>;
 
     /// Moves an object from `source` to `dest`, replacing `dest` atomically.
     /// Errors: `NotFound` when `source` does not exist.
     async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()>;
 
-    /// Deletes the object or the whole directory tree at `path`.
+    /// Deletes the object or the whole directory tree at `path`. Parent
+    /// directories left empty are not removed (as in distribution).
     /// Errors: `NotFound` when nothing is there.
     async fn delete(&self, path: &str) -> StorageResult<()>;
 
@@ -142,7 +151,8 @@ pub trait StorageDriver: Send + Sync + 'static {
 }
 
 /// A writer returned by [`StorageDriver::writer`]. Dropping it without
-/// `commit`, `close` or `cancel` discards whatever it wrote since opening.
+/// `commit`, `close` or `cancel` discards whatever it wrote since opening
+/// (an appended object goes back to its size when the writer was opened).
 #[async_trait]
 pub trait FileWriter: Send {
     /// Appends bytes.
@@ -153,14 +163,17 @@ pub trait FileWriter: Send {
     fn size(&self) -> u64;
 
     /// Makes the content durable and visible at the writer's path; the writer
-    /// is finished.
+    /// is finished. On a filesystem this means fsynced before returning.
     async fn commit(self: Box<Self>) -> StorageResult<()>;
 
     /// Persists what was written so that a later `writer(path, true)` can
-    /// continue it, without committing. Used between upload chunks.
+    /// continue it, without committing. Used between upload chunks. The
+    /// content is then at `path` (readable), but need not survive a crash.
     async fn close(self: Box<Self>) -> StorageResult<()>;
 
-    /// Discards everything this writer and earlier appending writers wrote.
+    /// Discards everything this writer and earlier appending writers wrote:
+    /// an append writer removes the object at its path; a non-append writer
+    /// leaves whatever was at its path before it was opened.
     async fn cancel(self: Box<Self>) -> StorageResult<()>;
 }
 

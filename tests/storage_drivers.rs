@@ -1,0 +1,176 @@
+//! Runs the shared driver suite against the in-process backends, plus the
+//! filesystem-only checks (temp files, on-disk layout) the suite cannot see.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+#[path = "common/driver_suite.rs"]
+mod driver_suite;
+
+use std::path::{Path, PathBuf};
+
+use berth::storage::filesystem::FilesystemDriver;
+use berth::storage::memory::MemoryDriver;
+use berth::storage::StorageDriver;
+use bytes::Bytes;
+use driver_suite::{kind, Fixture};
+
+fn filesystem_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Fixture::with(FilesystemDriver::new(dir.path()), dir)
+}
+
+storage_driver_suite!(memory, Fixture::new(MemoryDriver::new()));
+storage_driver_suite!(filesystem, filesystem_fixture());
+
+/// Every file under `dir` whose name marks it as a temp file.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else if entry.file_name().to_string_lossy().starts_with(".tmp") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn fs_keys_map_to_files_under_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FilesystemDriver::new(dir.path());
+    let key = "/docker/registry/v2/repositories/library/alpine/_layers/sha256/ab/link";
+    d.put_content(key, Bytes::from_static(b"sha256:ab"))
+        .await
+        .unwrap();
+    let on_disk = dir.path().join(&key[1..]);
+    assert_eq!(std::fs::read(&on_disk).unwrap(), b"sha256:ab");
+
+    // Data written by another registry in place is served as is.
+    let other = dir
+        .path()
+        .join("docker/registry/v2/blobs/sha256/cd/cdef/data");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::write(&other, b"blob").unwrap();
+    let content = d
+        .get_content("/docker/registry/v2/blobs/sha256/cd/cdef/data")
+        .await
+        .unwrap();
+    assert_eq!(content, Bytes::from_static(b"blob"));
+}
+
+#[tokio::test]
+async fn fs_temp_file_invisible_until_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FilesystemDriver::new(dir.path());
+    d.put_content("/a/sibling", Bytes::from_static(b"s"))
+        .await
+        .unwrap();
+    let mut w = d.writer("/a/obj", false).await.unwrap();
+    w.write(&vec![1u8; 3 << 20]).await.unwrap();
+
+    assert!(
+        !dir.path().join("a/obj").exists(),
+        "destination written early"
+    );
+    let temps = temp_files(dir.path());
+    assert_eq!(temps.len(), 1, "one temp file while writing: {temps:?}");
+    assert_eq!(temps[0].parent().unwrap(), dir.path().join("a"));
+    assert_eq!(d.list("/a").await.unwrap(), vec!["/a/sibling".to_string()]);
+    assert_eq!(d.walk("/a").await.unwrap(), vec!["/a/sibling".to_string()]);
+
+    w.commit().await.unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("a/obj")).unwrap().len(),
+        3 << 20
+    );
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn fs_no_temp_leftovers_after_drop_cancel_or_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FilesystemDriver::new(dir.path());
+
+    let mut w = d.writer("/x/dropped", false).await.unwrap();
+    w.write(b"data").await.unwrap();
+    drop(w);
+    assert!(temp_files(dir.path()).is_empty());
+    assert!(
+        !dir.path().join("x").exists(),
+        "directories made for it stay"
+    );
+
+    let mut w = d.writer("/x/cancelled", false).await.unwrap();
+    w.write(b"data").await.unwrap();
+    w.cancel().await.unwrap();
+    assert!(temp_files(dir.path()).is_empty());
+
+    // Committing over a directory fails, and cleans up after itself.
+    d.put_content("/y/dir/child", Bytes::from_static(b"c"))
+        .await
+        .unwrap();
+    let r = d.put_content("/y/dir", Bytes::from_static(b"x")).await;
+    assert_eq!(kind(&r), "backend");
+    let mut w = d.writer("/y/dir", false).await.unwrap();
+    w.write(&vec![2u8; 2 << 20]).await.unwrap();
+    assert_eq!(kind(&w.commit().await), "backend");
+    let w = d.writer("/y/dir", false).await.unwrap();
+    assert_eq!(kind(&w.close().await), "backend");
+    // Writing below an object fails too.
+    let r = d
+        .put_content("/y/dir/child/below", Bytes::from_static(b"x"))
+        .await;
+    assert_eq!(kind(&r), "backend");
+    assert!(temp_files(dir.path()).is_empty());
+    assert_eq!(
+        d.walk("/y").await.unwrap(),
+        vec!["/y/dir/child".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn fs_foreign_names_are_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FilesystemDriver::new(dir.path());
+    d.put_content("/r/ok", Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("r/.tmp~leftover"), b"partial").unwrap();
+    std::fs::create_dir(dir.path().join("r/lost+found")).unwrap();
+    std::fs::write(dir.path().join("r/lost+found/x"), b"x").unwrap();
+    assert_eq!(d.list("/r").await.unwrap(), vec!["/r/ok".to_string()]);
+    assert_eq!(d.walk("/r").await.unwrap(), vec!["/r/ok".to_string()]);
+}
+
+#[tokio::test]
+async fn fs_append_writer_keeps_file_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = FilesystemDriver::new(dir.path());
+    let key = "/repo/_uploads/u1/data";
+    let mut w = d.writer(key, false).await.unwrap();
+    w.write(b"abc").await.unwrap();
+    w.close().await.unwrap();
+    let mut w = d.writer(key, true).await.unwrap();
+    w.write(b"def").await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join(&key[1..])).unwrap(),
+        b"abcdef"
+    );
+    assert!(temp_files(dir.path()).is_empty());
+    let w = d.writer(key, true).await.unwrap();
+    w.cancel().await.unwrap();
+    assert!(!dir.path().join(&key[1..]).exists());
+}
+
+#[test]
+fn names_identify_backends() {
+    assert_eq!(MemoryDriver::new().name(), "inmemory");
+    assert_eq!(FilesystemDriver::new("/nonexistent").name(), "filesystem");
+}
