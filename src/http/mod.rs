@@ -1,1 +1,239 @@
-//! HTTP layer (to be written).
+//! HTTP layer: parses requests, checks them, calls the registry layer and
+//! writes responses. It never touches a storage driver directly.
+
+mod blobs;
+pub mod endpoint;
+mod errors;
+mod listing;
+mod manifests;
+mod middleware;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use futures::TryStreamExt;
+
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
+use crate::registry::Registry;
+use endpoint::Endpoint;
+
+/// What every handler shares.
+pub struct HttpState {
+    pub registry: Registry,
+    pub config: Arc<Config>,
+}
+
+/// Handler result: a response or a spec-format error.
+pub type HttpResult = Result<Response, ApiError>;
+
+/// The whole HTTP surface of the registry.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/v2", any(base))
+        .route("/v2/", any(base))
+        .route("/v2/{*rest}", any(dispatch))
+        .route("/v1/_ping", get(ping))
+        .route("/_ping", get(ping))
+        .route("/v1/search", get(listing::search))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::common_headers,
+        ))
+        .with_state(state)
+}
+
+/// `GET /v2/`: tells clients this is a V2 registry.
+async fn base(method: Method) -> HttpResult {
+    Endpoint::parse(&method, "")?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response())
+}
+
+/// `GET /v1/_ping` and `/_ping`: liveness for the old API and load balancers.
+async fn ping() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (
+                axum::http::HeaderName::from_static("x-docker-registry-standalone"),
+                "true",
+            ),
+        ],
+        "{}",
+    )
+        .into_response()
+}
+
+async fn fallback() -> Response {
+    ApiError::new(ErrorCode::Unsupported)
+        .message("unknown API endpoint")
+        .status(StatusCode::NOT_FOUND)
+        .into_response()
+}
+
+/// One handler for everything under `/v2/<...>`: parse, check, dispatch.
+async fn dispatch(
+    State(st): State<Arc<HttpState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResult {
+    let path = uri
+        .path()
+        .strip_prefix("/v2/")
+        .ok_or_else(|| ApiError::new(ErrorCode::Unsupported).status(StatusCode::NOT_FOUND))?;
+    let endpoint = Endpoint::parse(&method, path)?;
+    if endpoint.is_write() && st.config.storage.maintenance.readonly.enabled {
+        return Err(ApiError::new(ErrorCode::Unsupported)
+            .message("the registry is in read-only mode: writes are disabled"));
+    }
+    let req = Req {
+        st: &st,
+        uri: &uri,
+        headers: &headers,
+    };
+    use Endpoint::*;
+    match endpoint {
+        Base => base(method).await,
+        Catalog => listing::catalog(req).await,
+        TagsList { name } => listing::tags(req, &name).await,
+        Referrers { name, digest } => listing::referrers(req, &name, &digest).await,
+        GetManifest {
+            name,
+            reference,
+            head,
+        } => manifests::get(req, &name, &reference, head).await,
+        PutManifest { name, reference } => manifests::put(req, &name, &reference, body).await,
+        DeleteManifest { name, reference } => manifests::delete(req, &name, &reference).await,
+        GetBlob { name, digest, head } => blobs::get(req, &name, &digest, head).await,
+        DeleteBlob { name, digest } => blobs::delete(req, &name, &digest).await,
+        StartUpload { name } => uploads::start(req, &name, body).await,
+        GetUpload { name, id } => uploads::status(req, &name, &id).await,
+        PatchUpload { name, id } => uploads::patch(req, &name, &id, body).await,
+        PutUpload { name, id } => uploads::put(req, &name, &id, body).await,
+        DeleteUpload { name, id } => uploads::cancel(req, &name, &id).await,
+    }
+}
+
+/// The parts of a request handlers read besides the endpoint itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Req<'a> {
+    pub st: &'a HttpState,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+impl Req<'_> {
+    /// A query parameter, percent-decoded.
+    pub fn query(&self, key: &str) -> Option<String> {
+        let q = self.uri.query()?;
+        form_pairs(q).find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A header as a string, if present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The URL clients should use for `path` (an absolute path such as
+    /// `/v2/x/blobs/uploads/<id>`): absolute from `http.host`, or from the
+    /// request's forwarded/Host headers, or relative when configured.
+    pub fn location(&self, path: &str) -> String {
+        let http = &self.st.config.http;
+        if http.relativeurls {
+            return path.to_string();
+        }
+        if !http.host.is_empty() {
+            return format!("{}{}", http.host.trim_end_matches('/'), path);
+        }
+        let host = self
+            .header("x-forwarded-host")
+            .and_then(|h| h.split(',').next())
+            .or_else(|| self.header("host"))
+            .map(str::trim);
+        match host {
+            Some(h) if !h.is_empty() => {
+                let proto = self
+                    .header("x-forwarded-proto")
+                    .and_then(|p| p.split(',').next())
+                    .map(str::trim)
+                    .filter(|p| *p == "https" || *p == "http")
+                    .unwrap_or("http");
+                format!("{proto}://{h}{path}")
+            }
+            _ => path.to_string(),
+        }
+    }
+}
+
+/// Decodes `a=b&c=d` query strings.
+fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request body as the registry layer's byte stream.
+pub(crate) fn body_stream(
+    body: Body,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin {
+    body.into_data_stream().map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let pairs: Vec<_> =
+            form_pairs("digest=sha256%3Aabc&n=10&x&last=a%2Fb+c&bad=%zz%4").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("digest".into(), "sha256:abc".into()),
+                ("n".into(), "10".into()),
+                ("x".into(), "".into()),
+                ("last".into(), "a/b c".into()),
+                ("bad".into(), "%zz%4".into()),
+            ]
+        );
+    }
+}

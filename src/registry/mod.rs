@@ -1,1 +1,147 @@
-//! Registry layer (to be written).
+//! Registry layer: the meaning of the storage layout — blobs linked into
+//! repositories, upload sessions, manifests and tags, referrers, listings.
+//! It sees no HTTP types and reaches storage only through `StorageDriver`.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod referrers;
+mod uploads;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::oci::digest::Digest;
+use crate::oci::name::RepoName;
+use crate::storage::paths::{parse_link, StoragePath};
+use crate::storage::{StorageDriver, StorageError};
+
+pub use blobs::BlobInfo;
+pub use listing::Page;
+pub use manifests::{PutManifestResult, StoredManifest};
+pub use uploads::{ByteRange, UploadStatus};
+
+/// What can go wrong in registry operations, in registry terms. The HTTP
+/// layer maps each variant to one wire error code.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("blob unknown: {0}")]
+    BlobUnknown(Digest),
+    #[error("upload unknown")]
+    UploadUnknown,
+    #[error("upload invalid: {0}")]
+    UploadInvalid(String),
+    #[error("digest mismatch: expected {expected}, content is {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("size mismatch: {0}")]
+    SizeInvalid(String),
+    #[error("range invalid: upload is at {size} bytes")]
+    RangeInvalid { size: u64 },
+    #[error("manifest unknown")]
+    ManifestUnknown,
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("manifest too large: {size} bytes, limit {limit}")]
+    ManifestTooLarge { size: usize, limit: usize },
+    #[error("manifest references unknown blob {0}")]
+    ManifestBlobUnknown(Digest),
+    #[error("repository name unknown")]
+    NameUnknown,
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Result alias for registry operations.
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// Settings the registry layer needs from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// `storage.delete.enabled`: deletes of manifests, tags and blobs allowed.
+    pub delete_enabled: bool,
+}
+
+/// The registry over one storage driver. Cheap to clone; shared by every request.
+#[derive(Clone)]
+pub struct Registry {
+    driver: Arc<dyn StorageDriver>,
+    options: RegistryOptions,
+    hashers: Arc<uploads::HasherCache>,
+}
+
+impl Registry {
+    /// A registry storing everything through `driver`.
+    pub fn new(driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Self {
+        Registry {
+            driver,
+            options,
+            hashers: Arc::new(uploads::HasherCache::default()),
+        }
+    }
+
+    /// The storage driver, for wiring (health checks, redirects).
+    pub fn driver(&self) -> &Arc<dyn StorageDriver> {
+        &self.driver
+    }
+
+    /// The options the registry was built with.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+
+    /// Reads a link file; `None` when it does not exist or does not hold a digest.
+    async fn read_link(&self, path: StoragePath<'_>) -> RegistryResult<Option<Digest>> {
+        match self.driver.get_content(&path.to_key()).await {
+            Ok(content) => Ok(parse_link(&content)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a link file in distribution's format (`sha256:<hex>`, no newline).
+    async fn write_link(&self, path: StoragePath<'_>, digest: &Digest) -> RegistryResult<()> {
+        self.driver
+            .put_content(&path.to_key(), Bytes::from(digest.to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a key, treating "already gone" as success.
+    async fn delete_if_exists(&self, path: StoragePath<'_>) -> RegistryResult<bool> {
+        match self.driver.delete(&path.to_key()).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists a directory, treating a missing one as empty.
+    async fn list_or_empty(&self, key: &str) -> RegistryResult<Vec<String>> {
+        match self.driver.list(key).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when the repository has ever had a manifest, layer or upload.
+    pub async fn repository_exists(&self, name: &RepoName) -> RegistryResult<bool> {
+        match self
+            .driver
+            .stat(&StoragePath::Repository { name }.to_key())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The last `/`-separated segment of a key.
+fn base_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}

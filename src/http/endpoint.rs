@@ -1,0 +1,558 @@
+//! Routing by parsing: `(method, path under /v2/)` becomes one `Endpoint`.
+//! Repository names have any number of `/`-separated components, so routes are
+//! recognised from the end of the path, and every name, tag, digest and upload
+//! id is validated here, before any storage is touched.
+
+use axum::http::Method;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::oci::digest::{Digest, DigestError};
+use crate::oci::name::{NameError, Reference, RepoName, UploadId};
+
+/// Every API operation the registry serves under `/v2/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET|HEAD /v2/`: API version check.
+    Base,
+    /// `GET /v2/_catalog`.
+    Catalog,
+    /// `GET /v2/<name>/tags/list`.
+    TagsList { name: RepoName },
+    /// `GET|HEAD /v2/<name>/manifests/<reference>`.
+    GetManifest {
+        name: RepoName,
+        reference: Reference,
+        head: bool,
+    },
+    /// `PUT /v2/<name>/manifests/<reference>`.
+    PutManifest {
+        name: RepoName,
+        reference: Reference,
+    },
+    /// `DELETE /v2/<name>/manifests/<reference>`.
+    DeleteManifest {
+        name: RepoName,
+        reference: Reference,
+    },
+    /// `GET|HEAD /v2/<name>/blobs/<digest>`.
+    GetBlob {
+        name: RepoName,
+        digest: Digest,
+        head: bool,
+    },
+    /// `DELETE /v2/<name>/blobs/<digest>`.
+    DeleteBlob { name: RepoName, digest: Digest },
+    /// `POST /v2/<name>/blobs/uploads/` (session, monolithic or mount by query).
+    StartUpload { name: RepoName },
+    /// `GET /v2/<name>/blobs/uploads/<id>`.
+    GetUpload { name: RepoName, id: UploadId },
+    /// `PATCH /v2/<name>/blobs/uploads/<id>`.
+    PatchUpload { name: RepoName, id: UploadId },
+    /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`.
+    PutUpload { name: RepoName, id: UploadId },
+    /// `DELETE /v2/<name>/blobs/uploads/<id>`.
+    DeleteUpload { name: RepoName, id: UploadId },
+    /// `GET /v2/<name>/referrers/<digest>`.
+    Referrers { name: RepoName, digest: Digest },
+}
+
+/// What an endpoint does to a repository, for authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Endpoint {
+    /// The repository and action a caller needs for this endpoint; `None` for
+    /// registry-wide endpoints (`/v2/`, `_catalog`). A cross-repository mount
+    /// additionally needs pull on its source, checked where the query is read.
+    pub fn required_access(&self) -> Option<(&RepoName, Action)> {
+        use Endpoint::*;
+        match self {
+            Base | Catalog => None,
+            TagsList { name }
+            | GetManifest { name, .. }
+            | GetBlob { name, .. }
+            | Referrers { name, .. } => Some((name, Action::Pull)),
+            PutManifest { name, .. }
+            | StartUpload { name }
+            | GetUpload { name, .. }
+            | PatchUpload { name, .. }
+            | PutUpload { name, .. }
+            | DeleteUpload { name, .. } => Some((name, Action::Push)),
+            DeleteManifest { name, .. } | DeleteBlob { name, .. } => Some((name, Action::Delete)),
+        }
+    }
+
+    /// True for endpoints that change stored data (refused in read-only mode).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.required_access(),
+            Some((_, Action::Push | Action::Delete))
+        )
+    }
+
+    /// Parses a request. `path` is the raw (still percent-encoded) path after
+    /// `/v2/`, so an encoded slash can never split or join name components.
+    pub fn parse(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+        let head = method == Method::HEAD;
+        if path.is_empty() {
+            return only(method, &[Method::GET, Method::HEAD], Endpoint::Base);
+        }
+        if path == "_catalog" {
+            return only(method, &[Method::GET], Endpoint::Catalog);
+        }
+        let segs: Vec<&str> = path.split('/').collect();
+        let n = segs.len();
+        let name_of = |k: usize| -> Result<RepoName, ApiError> {
+            if k == 0 {
+                return Err(not_found());
+            }
+            segs[..k].join("/").parse().map_err(name_error)
+        };
+        // Longest suffixes first: ".../blobs/uploads/<id>" before ".../blobs/<digest>".
+        if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+            let name = name_of(n - 3)?;
+            if segs[n - 1].is_empty() {
+                return only(method, &[Method::POST], Endpoint::StartUpload { name });
+            }
+            let id: UploadId = segs[n - 1]
+                .parse()
+                .map_err(|_| ApiError::new(ErrorCode::BlobUploadUnknown).detail(segs[n - 1]))?;
+            return match *method {
+                Method::GET | Method::HEAD => Ok(Endpoint::GetUpload { name, id }),
+                Method::PATCH => Ok(Endpoint::PatchUpload { name, id }),
+                Method::PUT => Ok(Endpoint::PutUpload { name, id }),
+                Method::DELETE => Ok(Endpoint::DeleteUpload { name, id }),
+                _ => Err(method_not_allowed()),
+            };
+        }
+        if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+            let name = name_of(n - 2)?;
+            return only(method, &[Method::POST], Endpoint::StartUpload { name });
+        }
+        if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+            let name = name_of(n - 2)?;
+            return only(
+                method,
+                &[Method::GET, Method::HEAD],
+                Endpoint::TagsList { name },
+            );
+        }
+        if n >= 3 && segs[n - 2] == "manifests" {
+            let name = name_of(n - 2)?;
+            let reference: Reference = segs[n - 1].parse().map_err(reference_error)?;
+            return match *method {
+                Method::GET | Method::HEAD => Ok(Endpoint::GetManifest {
+                    name,
+                    reference,
+                    head,
+                }),
+                Method::PUT => Ok(Endpoint::PutManifest { name, reference }),
+                Method::DELETE => Ok(Endpoint::DeleteManifest { name, reference }),
+                _ => Err(method_not_allowed()),
+            };
+        }
+        if n >= 3 && segs[n - 2] == "blobs" {
+            let name = name_of(n - 2)?;
+            let digest = parse_digest(segs[n - 1])?;
+            return match *method {
+                Method::GET | Method::HEAD => Ok(Endpoint::GetBlob { name, digest, head }),
+                Method::DELETE => Ok(Endpoint::DeleteBlob { name, digest }),
+                _ => Err(method_not_allowed()),
+            };
+        }
+        if n >= 3 && segs[n - 2] == "referrers" {
+            let name = name_of(n - 2)?;
+            let digest = parse_digest(segs[n - 1])?;
+            return only(
+                method,
+                &[Method::GET, Method::HEAD],
+                Endpoint::Referrers { name, digest },
+            );
+        }
+        Err(not_found())
+    }
+}
+
+/// Parses a digest from a path or query, as DIGEST_INVALID on failure.
+pub fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse::<Digest>().map_err(|e| {
+        let msg = match e {
+            DigestError::Unsupported(_) => "unsupported digest algorithm",
+            DigestError::Format(_) => "invalid digest",
+        };
+        ApiError::new(ErrorCode::DigestInvalid)
+            .message(msg)
+            .detail(s)
+    })
+}
+
+fn only(method: &Method, allowed: &[Method], endpoint: Endpoint) -> Result<Endpoint, ApiError> {
+    if allowed.contains(method) {
+        Ok(endpoint)
+    } else {
+        Err(method_not_allowed())
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::Unsupported).message("method not allowed on this endpoint")
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::Unsupported)
+        .message("unknown API endpoint")
+        .status(axum::http::StatusCode::NOT_FOUND)
+}
+
+fn name_error(e: NameError) -> ApiError {
+    ApiError::new(ErrorCode::NameInvalid).detail(e.to_string())
+}
+
+fn reference_error(e: NameError) -> ApiError {
+    match e {
+        NameError::Digest(d) => ApiError::new(ErrorCode::DigestInvalid).detail(d.to_string()),
+        other => ApiError::new(ErrorCode::TagInvalid)
+            .message("invalid tag")
+            .detail(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const U: &str = "d0a3e4b5-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+
+    fn name(s: &str) -> RepoName {
+        s.parse().expect("name")
+    }
+
+    fn ok(method: Method, path: &str) -> Endpoint {
+        Endpoint::parse(&method, path).unwrap_or_else(|e| panic!("{method} {path}: {:?}", e.body()))
+    }
+
+    fn code(method: Method, path: &str) -> (&'static str, u16) {
+        let e = Endpoint::parse(&method, path).expect_err(path);
+        (e.code.describe().0, e.http_status().as_u16())
+    }
+
+    #[test]
+    fn parses_every_endpoint() {
+        let d: Digest = D.parse().expect("digest");
+        let u: UploadId = U.parse().expect("id");
+        let table = vec![
+            (Method::GET, "".to_string(), Endpoint::Base),
+            (Method::HEAD, "".to_string(), Endpoint::Base),
+            (Method::GET, "_catalog".into(), Endpoint::Catalog),
+            (
+                Method::GET,
+                "a/b/c/d/e/f/g/h/tags/list".into(),
+                Endpoint::TagsList {
+                    name: name("a/b/c/d/e/f/g/h"),
+                },
+            ),
+            (
+                Method::GET,
+                "lib/x/manifests/latest".into(),
+                Endpoint::GetManifest {
+                    name: name("lib/x"),
+                    reference: "latest".parse().expect("r"),
+                    head: false,
+                },
+            ),
+            (
+                Method::HEAD,
+                format!("x/manifests/{D}"),
+                Endpoint::GetManifest {
+                    name: name("x"),
+                    reference: D.parse().expect("r"),
+                    head: true,
+                },
+            ),
+            (
+                Method::PUT,
+                "x/manifests/v1".into(),
+                Endpoint::PutManifest {
+                    name: name("x"),
+                    reference: "v1".parse().expect("r"),
+                },
+            ),
+            (
+                Method::DELETE,
+                "x/manifests/v1".into(),
+                Endpoint::DeleteManifest {
+                    name: name("x"),
+                    reference: "v1".parse().expect("r"),
+                },
+            ),
+            (
+                Method::GET,
+                format!("x/blobs/{D}"),
+                Endpoint::GetBlob {
+                    name: name("x"),
+                    digest: d.clone(),
+                    head: false,
+                },
+            ),
+            (
+                Method::HEAD,
+                format!("x/blobs/{D}"),
+                Endpoint::GetBlob {
+                    name: name("x"),
+                    digest: d.clone(),
+                    head: true,
+                },
+            ),
+            (
+                Method::DELETE,
+                format!("x/blobs/{D}"),
+                Endpoint::DeleteBlob {
+                    name: name("x"),
+                    digest: d.clone(),
+                },
+            ),
+            (
+                Method::POST,
+                "x/blobs/uploads/".into(),
+                Endpoint::StartUpload { name: name("x") },
+            ),
+            (
+                Method::POST,
+                "x/blobs/uploads".into(),
+                Endpoint::StartUpload { name: name("x") },
+            ),
+            (
+                Method::GET,
+                format!("x/blobs/uploads/{U}"),
+                Endpoint::GetUpload {
+                    name: name("x"),
+                    id: u.clone(),
+                },
+            ),
+            (
+                Method::PATCH,
+                format!("x/blobs/uploads/{U}"),
+                Endpoint::PatchUpload {
+                    name: name("x"),
+                    id: u.clone(),
+                },
+            ),
+            (
+                Method::PUT,
+                format!("x/blobs/uploads/{U}"),
+                Endpoint::PutUpload {
+                    name: name("x"),
+                    id: u.clone(),
+                },
+            ),
+            (
+                Method::DELETE,
+                format!("x/blobs/uploads/{U}"),
+                Endpoint::DeleteUpload {
+                    name: name("x"),
+                    id: u.clone(),
+                },
+            ),
+            (
+                Method::GET,
+                format!("x/referrers/{D}"),
+                Endpoint::Referrers {
+                    name: name("x"),
+                    digest: d.clone(),
+                },
+            ),
+            // Names may contain the route words as components.
+            (
+                Method::GET,
+                "blobs/manifests/tags/list".into(),
+                Endpoint::TagsList {
+                    name: name("blobs/manifests"),
+                },
+            ),
+            (
+                Method::POST,
+                "a/blobs/blobs/uploads/".into(),
+                Endpoint::StartUpload {
+                    name: name("a/blobs"),
+                },
+            ),
+            (
+                Method::GET,
+                "manifests/manifests/manifests".into(),
+                Endpoint::GetManifest {
+                    name: name("manifests/manifests"),
+                    reference: "manifests".parse().expect("r"),
+                    head: false,
+                },
+            ),
+        ];
+        for (method, path, want) in table {
+            assert_eq!(ok(method.clone(), &path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input_with_spec_errors() {
+        let table = vec![
+            (
+                Method::GET,
+                "Upper/manifests/latest".to_string(),
+                ("NAME_INVALID", 400),
+            ),
+            (
+                Method::GET,
+                "a/../b/manifests/latest".into(),
+                ("NAME_INVALID", 400),
+            ),
+            (
+                Method::GET,
+                "a%2fb/manifests/latest".into(),
+                ("NAME_INVALID", 400),
+            ),
+            (Method::GET, "a//b/tags/list".into(), ("NAME_INVALID", 400)),
+            (
+                Method::GET,
+                "x/manifests/bad:tag:x".into(),
+                ("DIGEST_INVALID", 400),
+            ),
+            (Method::GET, "x/manifests/.bad".into(), ("TAG_INVALID", 400)),
+            (
+                Method::GET,
+                "x/blobs/sha256:abc".into(),
+                ("DIGEST_INVALID", 400),
+            ),
+            (
+                Method::GET,
+                format!("x/blobs/md5:{}", "a".repeat(32)),
+                ("DIGEST_INVALID", 400),
+            ),
+            (
+                Method::GET,
+                "x/blobs/uploads/not-a-uuid".into(),
+                ("BLOB_UPLOAD_UNKNOWN", 404),
+            ),
+            (
+                Method::GET,
+                "x/referrers/latest".into(),
+                ("DIGEST_INVALID", 400),
+            ),
+            (
+                Method::POST,
+                "x/manifests/latest".into(),
+                ("UNSUPPORTED", 405),
+            ),
+            (Method::PUT, format!("x/blobs/{D}"), ("UNSUPPORTED", 405)),
+            (Method::GET, "x/blobs/uploads/".into(), ("UNSUPPORTED", 405)),
+            (Method::DELETE, "_catalog".into(), ("UNSUPPORTED", 405)),
+            (Method::POST, "".into(), ("UNSUPPORTED", 405)),
+            (Method::GET, "x/unknown/thing".into(), ("UNSUPPORTED", 404)),
+            (Method::GET, "x".into(), ("UNSUPPORTED", 404)),
+            (Method::GET, "manifests/latest".into(), ("UNSUPPORTED", 404)),
+        ];
+        for (method, path, want) in table {
+            assert_eq!(code(method.clone(), &path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn access_table_covers_every_endpoint() {
+        let d: Digest = D.parse().expect("digest");
+        let u: UploadId = U.parse().expect("id");
+        let r: Reference = "v1".parse().expect("r");
+        let x = name("x");
+        let table = vec![
+            (Endpoint::Base, None),
+            (Endpoint::Catalog, None),
+            (Endpoint::TagsList { name: x.clone() }, Some(Action::Pull)),
+            (
+                Endpoint::GetManifest {
+                    name: x.clone(),
+                    reference: r.clone(),
+                    head: false,
+                },
+                Some(Action::Pull),
+            ),
+            (
+                Endpoint::PutManifest {
+                    name: x.clone(),
+                    reference: r.clone(),
+                },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::DeleteManifest {
+                    name: x.clone(),
+                    reference: r.clone(),
+                },
+                Some(Action::Delete),
+            ),
+            (
+                Endpoint::GetBlob {
+                    name: x.clone(),
+                    digest: d.clone(),
+                    head: true,
+                },
+                Some(Action::Pull),
+            ),
+            (
+                Endpoint::DeleteBlob {
+                    name: x.clone(),
+                    digest: d.clone(),
+                },
+                Some(Action::Delete),
+            ),
+            (
+                Endpoint::StartUpload { name: x.clone() },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::GetUpload {
+                    name: x.clone(),
+                    id: u.clone(),
+                },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::PatchUpload {
+                    name: x.clone(),
+                    id: u.clone(),
+                },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::PutUpload {
+                    name: x.clone(),
+                    id: u.clone(),
+                },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::DeleteUpload {
+                    name: x.clone(),
+                    id: u.clone(),
+                },
+                Some(Action::Push),
+            ),
+            (
+                Endpoint::Referrers {
+                    name: x.clone(),
+                    digest: d.clone(),
+                },
+                Some(Action::Pull),
+            ),
+        ];
+        for (ep, want) in table {
+            assert_eq!(ep.required_access().map(|(_, a)| a), want, "{ep:?}");
+            assert_eq!(
+                ep.is_write(),
+                matches!(want, Some(Action::Push | Action::Delete)),
+                "{ep:?}"
+            );
+        }
+    }
+}

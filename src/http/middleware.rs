@@ -1,0 +1,49 @@
+//! Headers every response carries, and the access log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::HttpState;
+
+/// Adds `Docker-Distribution-API-Version` and the configured `http.headers`,
+/// and writes one access-log line per request unless disabled.
+pub async fn common_headers(
+    State(st): State<Arc<HttpState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static("docker-distribution-api-version"),
+        HeaderValue::from_static("registry/2.0"),
+    );
+    for (name, values) in &st.config.http.headers {
+        let Ok(name) = HeaderName::try_from(name.as_str()) else {
+            continue;
+        };
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append(name.clone(), v);
+            }
+        }
+    }
+    if !st.config.log.accesslog.disabled {
+        tracing::info!(
+            target: "berth::access",
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+        );
+    }
+    resp
+}

@@ -1,0 +1,231 @@
+//! Manifests and tags. Manifest bytes are stored verbatim as blobs and linked
+//! as revisions; a tag is a `current/link` to a revision plus an index entry.
+
+use bytes::Bytes;
+
+use super::{Registry, RegistryError, RegistryResult};
+use crate::oci::digest::Digest;
+use crate::oci::manifest::{self, ManifestError, ParsedManifest};
+use crate::oci::name::{Reference, RepoName, Tag};
+use crate::storage::paths::StoragePath;
+
+/// A manifest as served: its bytes, digest and media type.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+/// What a successful manifest PUT reports back.
+#[derive(Debug, Clone)]
+pub struct PutManifestResult {
+    pub digest: Digest,
+    /// The `subject` digest, sent back as `OCI-Subject`.
+    pub subject: Option<Digest>,
+}
+
+impl From<ManifestError> for RegistryError {
+    fn from(e: ManifestError) -> Self {
+        match e {
+            ManifestError::TooLarge { size, limit } => {
+                RegistryError::ManifestTooLarge { size, limit }
+            }
+            other => RegistryError::ManifestInvalid(other.to_string()),
+        }
+    }
+}
+
+impl Registry {
+    /// Resolves a reference to a manifest digest linked in the repository.
+    /// Errors: `ManifestUnknown`.
+    pub async fn resolve(&self, name: &RepoName, reference: &Reference) -> RegistryResult<Digest> {
+        let digest = match reference {
+            Reference::Tag(tag) => self
+                .read_link(StoragePath::TagCurrentLink { name, tag })
+                .await?
+                .ok_or(RegistryError::ManifestUnknown)?,
+            Reference::Digest(d) => d.clone(),
+        };
+        let linked = self
+            .read_link(StoragePath::ManifestRevisionLink {
+                name,
+                digest: &digest,
+            })
+            .await?;
+        if linked.as_ref() != Some(&digest) {
+            return Err(RegistryError::ManifestUnknown);
+        }
+        Ok(digest)
+    }
+
+    /// Reads a manifest by tag or digest. Errors: `ManifestUnknown`.
+    pub async fn get_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> RegistryResult<StoredManifest> {
+        let digest = self.resolve(name, reference).await?;
+        let body = match self
+            .driver
+            .get_content(&StoragePath::BlobData { digest: &digest }.to_key())
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(RegistryError::ManifestUnknown),
+            Err(e) => return Err(e.into()),
+        };
+        let media_type = manifest::detect_media_type(&body)
+            .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
+        Ok(StoredManifest {
+            digest,
+            media_type,
+            body,
+        })
+    }
+
+    /// Stores a manifest under a tag or its digest after checking that
+    /// everything it references is in the repository.
+    /// Errors: `ManifestInvalid`, `ManifestTooLarge`, `DigestMismatch` (digest
+    /// reference not matching the body), `ManifestBlobUnknown`.
+    pub async fn put_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> RegistryResult<PutManifestResult> {
+        let parsed = manifest::parse(content_type, &body)?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                let actual = Digest::of(d.algorithm(), &body);
+                if &actual != d {
+                    return Err(RegistryError::DigestMismatch {
+                        expected: d.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256_of(&body),
+        };
+        self.check_references(name, &parsed).await?;
+
+        if self.global_blob_size(&digest).await? != Some(body.len() as u64) {
+            self.driver
+                .put_content(&StoragePath::BlobData { digest: &digest }.to_key(), body)
+                .await?;
+        }
+        self.write_link(
+            StoragePath::ManifestRevisionLink {
+                name,
+                digest: &digest,
+            },
+            &digest,
+        )
+        .await?;
+        if let Some(subject) = &parsed.subject {
+            self.add_referrer(name, &subject.digest, &digest).await?;
+        }
+        if let Reference::Tag(tag) = reference {
+            self.tag_manifest(name, tag, &digest).await?;
+        }
+        Ok(PutManifestResult {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Every blob and child manifest must already be in the repository.
+    async fn check_references(
+        &self,
+        name: &RepoName,
+        parsed: &ParsedManifest,
+    ) -> RegistryResult<()> {
+        for blob in &parsed.blobs {
+            match self.stat_blob(name, &blob.digest).await {
+                Ok(_) => {}
+                Err(RegistryError::BlobUnknown(d)) => {
+                    return Err(RegistryError::ManifestBlobUnknown(d))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for child in &parsed.manifests {
+            match self
+                .resolve(name, &Reference::Digest(child.digest.clone()))
+                .await
+            {
+                Ok(_) => {}
+                Err(RegistryError::ManifestUnknown) => {
+                    return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Points a tag at a manifest, recording it in the tag's index as
+    /// distribution does.
+    async fn tag_manifest(
+        &self,
+        name: &RepoName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> RegistryResult<()> {
+        self.write_link(StoragePath::TagIndexLink { name, tag, digest }, digest)
+            .await?;
+        self.write_link(StoragePath::TagCurrentLink { name, tag }, digest)
+            .await
+    }
+
+    /// Deletes by tag (untag: the manifest stays) or by digest (the manifest
+    /// revision and every tag pointing at it go).
+    /// Errors: `Unsupported` when deletes are disabled, `ManifestUnknown`.
+    pub async fn delete_manifest(
+        &self,
+        name: &RepoName,
+        reference: &Reference,
+    ) -> RegistryResult<()> {
+        if !self.options.delete_enabled {
+            return Err(RegistryError::Unsupported(
+                "deletes are disabled on this registry",
+            ));
+        }
+        match reference {
+            Reference::Tag(tag) => {
+                if self
+                    .read_link(StoragePath::TagCurrentLink { name, tag })
+                    .await?
+                    .is_none()
+                {
+                    return Err(RegistryError::ManifestUnknown);
+                }
+                self.delete_if_exists(StoragePath::TagDir { name, tag })
+                    .await?;
+                Ok(())
+            }
+            Reference::Digest(digest) => {
+                let stored = self.get_manifest(name, reference).await?;
+                for tag in self.all_tags(name).await? {
+                    let current = self
+                        .read_link(StoragePath::TagCurrentLink { name, tag: &tag })
+                        .await?;
+                    if current.as_ref() == Some(digest) {
+                        self.delete_if_exists(StoragePath::TagDir { name, tag: &tag })
+                            .await?;
+                    }
+                }
+                if let Ok(parsed) = manifest::parse(None, &stored.body) {
+                    if let Some(subject) = parsed.subject {
+                        self.remove_referrer(name, &subject.digest, digest).await?;
+                    }
+                }
+                self.delete_if_exists(StoragePath::ManifestRevisionDir { name, digest })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}

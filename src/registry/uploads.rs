@@ -1,0 +1,295 @@
+//! Upload sessions: data accumulates under `_uploads/<id>/data` and becomes a
+//! blob only after its digest is verified, by a move into `blobs/`.
+//!
+//! The running hash of each upload is kept in memory between chunks, so a
+//! chunked push hashes every byte once; when it is missing (another instance
+//! took the chunk, or a restart) the data is re-hashed from storage at the end.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+
+use super::{BlobInfo, Registry, RegistryError, RegistryResult};
+use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::oci::name::{RepoName, UploadId};
+use crate::storage::paths::StoragePath;
+use crate::storage::FileWriter;
+
+/// Where an upload stands: its id and how many bytes it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    pub id: UploadId,
+    pub size: u64,
+}
+
+/// An inclusive byte range from a `Content-Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Most running hashes kept at once; beyond this the oldest guess is dropped
+/// and that upload is re-hashed at completion (correct, only slower).
+const MAX_CACHED_HASHERS: usize = 4096;
+
+/// Running hashes of uploads in progress, keyed by repository and id, each
+/// valid only at the recorded offset.
+#[derive(Default)]
+pub(super) struct HasherCache {
+    inner: Mutex<HashMap<String, (u64, Hasher)>>,
+}
+
+impl HasherCache {
+    fn key(name: &RepoName, id: &UploadId) -> String {
+        format!("{name}\n{id}")
+    }
+
+    /// Takes the hasher if it is valid for `offset`.
+    fn take(&self, name: &RepoName, id: &UploadId, offset: u64) -> Option<Hasher> {
+        let mut map = self.inner.lock().ok()?;
+        match map.remove(&Self::key(name, id)) {
+            Some((at, h)) if at == offset => Some(h),
+            _ => None,
+        }
+    }
+
+    fn put(&self, name: &RepoName, id: &UploadId, offset: u64, hasher: Hasher) {
+        if let Ok(mut map) = self.inner.lock() {
+            if map.len() >= MAX_CACHED_HASHERS {
+                if let Some(k) = map.keys().next().cloned() {
+                    map.remove(&k);
+                }
+            }
+            map.insert(Self::key(name, id), (offset, hasher));
+        }
+    }
+
+    fn forget(&self, name: &RepoName, id: &UploadId) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(&Self::key(name, id));
+        }
+    }
+}
+
+/// A request body as the registry layer sees it: a stream of byte chunks.
+pub trait BodyStream: Stream<Item = std::io::Result<Bytes>> + Send + Unpin {}
+impl<T: Stream<Item = std::io::Result<Bytes>> + Send + Unpin> BodyStream for T {}
+
+impl Registry {
+    /// Starts an upload session in repository `name`.
+    pub async fn start_upload(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
+        let id = UploadId::new_random();
+        let started = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| RegistryError::UploadInvalid(e.to_string()))?;
+        self.driver
+            .put_content(
+                &StoragePath::UploadStartedAt { name, id: &id }.to_key(),
+                Bytes::from(started),
+            )
+            .await?;
+        let writer = self
+            .driver
+            .writer(&StoragePath::UploadData { name, id: &id }.to_key(), false)
+            .await?;
+        writer.close().await?;
+        self.hashers
+            .put(name, &id, 0, Hasher::new(Algorithm::Sha256));
+        Ok(UploadStatus { id, size: 0 })
+    }
+
+    /// Bytes received so far. Errors: `UploadUnknown`.
+    pub async fn upload_status(
+        &self,
+        name: &RepoName,
+        id: &UploadId,
+    ) -> RegistryResult<UploadStatus> {
+        match self
+            .driver
+            .stat(&StoragePath::UploadData { name, id }.to_key())
+            .await
+        {
+            Ok(info) if !info.is_dir => Ok(UploadStatus {
+                id: id.clone(),
+                size: info.size,
+            }),
+            Ok(_) => Err(RegistryError::UploadUnknown),
+            Err(e) if e.is_not_found() => Err(RegistryError::UploadUnknown),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the upload's data for appending, with the running hash if known.
+    async fn open_upload(
+        &self,
+        name: &RepoName,
+        id: &UploadId,
+    ) -> RegistryResult<(Box<dyn FileWriter>, Option<Hasher>)> {
+        let writer = match self
+            .driver
+            .writer(&StoragePath::UploadData { name, id }.to_key(), true)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) if e.is_not_found() => return Err(RegistryError::UploadUnknown),
+            Err(e) => return Err(e.into()),
+        };
+        let hasher = self.hashers.take(name, id, writer.size());
+        Ok((writer, hasher))
+    }
+
+    /// Appends a chunk (PATCH). With `range`, the chunk must start exactly at
+    /// the current size and be as long as announced.
+    /// Errors: `UploadUnknown`, `RangeInvalid`, `SizeInvalid`.
+    pub async fn append_upload(
+        &self,
+        name: &RepoName,
+        id: &UploadId,
+        range: Option<ByteRange>,
+        body: impl BodyStream,
+    ) -> RegistryResult<UploadStatus> {
+        let (mut writer, mut hasher) = self.open_upload(name, id).await?;
+        let start = writer.size();
+        if let Some(r) = range {
+            if r.start != start || r.end < r.start {
+                let _ = writer.close().await;
+                return Err(RegistryError::RangeInvalid { size: start });
+            }
+        }
+        let copied = copy_body(body, writer.as_mut(), hasher.as_mut()).await;
+        let size = writer.size();
+        writer.close().await?;
+        copied?;
+        if let Some(h) = hasher {
+            self.hashers.put(name, id, size, h);
+        }
+        if let Some(r) = range {
+            if size - start != r.end - r.start + 1 {
+                return Err(RegistryError::SizeInvalid(format!(
+                    "Content-Range announced {} bytes, body had {}",
+                    r.end - r.start + 1,
+                    size - start
+                )));
+            }
+        }
+        Ok(UploadStatus {
+            id: id.clone(),
+            size,
+        })
+    }
+
+    /// Finishes an upload (PUT `?digest=`): appends the optional last chunk,
+    /// verifies the digest, then makes the blob visible and links it into the
+    /// repository. A mismatching upload is discarded, as in distribution.
+    /// Errors: `UploadUnknown`, `DigestMismatch`.
+    pub async fn complete_upload(
+        &self,
+        name: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        body: Option<impl BodyStream>,
+    ) -> RegistryResult<BlobInfo> {
+        let (mut writer, mut hasher) = self.open_upload(name, id).await?;
+        if hasher.as_ref().map(Hasher::algorithm) != Some(digest.algorithm()) {
+            hasher = None;
+        }
+        if let Some(body) = body {
+            if let Err(e) = copy_body(body, writer.as_mut(), hasher.as_mut()).await {
+                let _ = writer.close().await;
+                return Err(e);
+            }
+        }
+        let size = writer.size();
+        writer.commit().await?;
+        let data_key = StoragePath::UploadData { name, id }.to_key();
+        let actual = match hasher {
+            Some(h) => h.finish(),
+            None => self.hash_object(&data_key, digest.algorithm()).await?,
+        };
+        if &actual != digest {
+            self.cancel_upload(name, id).await?;
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        if self.global_blob_size(digest).await? != Some(size) {
+            self.driver
+                .move_object(&data_key, &StoragePath::BlobData { digest }.to_key())
+                .await?;
+        }
+        self.write_link(StoragePath::LayerLink { name, digest }, digest)
+            .await?;
+        self.delete_if_exists(StoragePath::UploadDir { name, id })
+            .await?;
+        self.hashers.forget(name, id);
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size,
+        })
+    }
+
+    /// Pushes a whole blob in one request (POST `?digest=`).
+    pub async fn put_blob(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        body: impl BodyStream,
+    ) -> RegistryResult<BlobInfo> {
+        let upload = self.start_upload(name).await?;
+        self.complete_upload(name, &upload.id, digest, Some(body))
+            .await
+    }
+
+    /// Abandons an upload and removes its data. Errors: `UploadUnknown`.
+    pub async fn cancel_upload(&self, name: &RepoName, id: &UploadId) -> RegistryResult<()> {
+        self.hashers.forget(name, id);
+        if self
+            .delete_if_exists(StoragePath::UploadDir { name, id })
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RegistryError::UploadUnknown)
+        }
+    }
+
+    /// Hashes a stored object from the start (fallback when no running hash).
+    async fn hash_object(&self, key: &str, algorithm: Algorithm) -> RegistryResult<Digest> {
+        let mut reader = self.driver.reader(key, 0).await?;
+        let mut hasher = Hasher::new(algorithm);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| crate::storage::StorageError::backend(self.driver.name(), e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.finish())
+    }
+}
+
+/// Streams a request body into a writer, feeding the hasher on the way.
+async fn copy_body(
+    mut body: impl BodyStream,
+    writer: &mut dyn FileWriter,
+    mut hasher: Option<&mut Hasher>,
+) -> RegistryResult<()> {
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|e| RegistryError::UploadInvalid(format!("reading request body: {e}")))?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&chunk);
+        }
+        writer.write(&chunk).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! In-process API tests: every endpoint and error of the distribution API,
+//! run against both the memory and the filesystem driver.
+#![allow(clippy::unwrap_used)]
+
+mod blobs;
+mod listing;
+mod manifests;
+mod support;
+mod uploads;
+
+use axum::http::{Method, StatusCode};
+use support::TestRegistry;
+
+#[tokio::test]
+async fn base_endpoint_and_ping() {
+    for reg in TestRegistry::all() {
+        for path in ["/v2/", "/v2"] {
+            let r = reg.get(path).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}");
+            assert_eq!(r.body.as_ref(), b"{}");
+            assert_eq!(
+                r.header("docker-distribution-api-version"),
+                Some("registry/2.0")
+            );
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        }
+        assert_eq!(reg.get("/v1/_ping").await.status, StatusCode::OK);
+        assert_eq!(reg.get("/_ping").await.status, StatusCode::OK);
+        let r = reg.get("/nothing/here").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.error_code(), "UNSUPPORTED");
+        let r = reg.req(Method::POST, "/v2/", &[], "").await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+}
+
+#[tokio::test]
+async fn invalid_names_and_references_rejected_before_storage() {
+    for reg in TestRegistry::all() {
+        let table = [
+            ("/v2/Upper/manifests/latest", 400, "NAME_INVALID"),
+            ("/v2/a/../b/manifests/latest", 400, "NAME_INVALID"),
+            ("/v2/a%2Fb/manifests/latest", 400, "NAME_INVALID"),
+            ("/v2/a/%2E%2E/b/tags/list", 400, "NAME_INVALID"),
+            ("/v2/x/manifests/-bad", 400, "TAG_INVALID"),
+            ("/v2/x/blobs/sha256:123", 400, "DIGEST_INVALID"),
+            ("/v2/x/blobs/uploads/../../etc", 404, "UNSUPPORTED"),
+            ("/v2/x/blobs/uploads/not-a-uuid", 404, "BLOB_UPLOAD_UNKNOWN"),
+            ("/v2/x/what/ever", 404, "UNSUPPORTED"),
+        ];
+        for (path, status, code) in table {
+            let r = reg.get(path).await;
+            assert_eq!(
+                (r.status.as_u16(), r.error_code().as_str()),
+                (status, code),
+                "{} {path}",
+                reg.kind
+            );
+        }
+        if let Some(root) = &reg.root {
+            assert!(
+                !root.join("docker").exists(),
+                "bad requests must not create storage"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn custom_headers_from_config() {
+    let regs = TestRegistry::all_with(|c| {
+        c.http
+            .headers
+            .insert("X-Content-Type-Options".into(), vec!["nosniff".into()]);
+    });
+    for reg in regs {
+        let r = reg.get("/v2/").await;
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_writes_and_serves_reads() {
+    // Fill a filesystem root, then serve it read-only.
+    let rw = TestRegistry::all();
+    for reg in &rw {
+        reg.push_image("ro/app", "v1", "ro").await;
+    }
+    let ro = TestRegistry::all_with(|c| {
+        c.storage.maintenance.readonly.enabled = true;
+        c.storage.delete.enabled = true;
+    });
+    for reg in ro {
+        let r = reg
+            .req(Method::POST, "/v2/ro/app/blobs/uploads/", &[], "")
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
+        );
+        assert!(r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"));
+        let r = reg
+            .req(Method::PUT, "/v2/ro/app/manifests/v1", &[], "{}")
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        let r = reg
+            .req(Method::DELETE, "/v2/ro/app/manifests/v1", &[], "")
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+        // Reads still answer (404 here: this registry is empty).
+        assert_eq!(
+            reg.get("/v2/ro/app/manifests/v1").await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(reg.get("/v2/_catalog").await.status, StatusCode::OK);
+    }
+}

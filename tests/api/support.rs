@@ -1,0 +1,202 @@
+//! In-process test registry: the real router over a memory or filesystem
+//! driver, driven with `oneshot` requests (no sockets).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use berth::config::Config;
+use berth::oci::digest::Digest;
+use berth::storage::filesystem::FilesystemDriver;
+use berth::storage::memory::MemoryDriver;
+use berth::storage::StorageDriver;
+use http_body_util::BodyExt;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// A registry under test.
+pub struct TestRegistry {
+    app: Router,
+    /// The storage root for filesystem-backed registries.
+    pub root: Option<PathBuf>,
+    pub kind: &'static str,
+    _dir: Option<TempDir>,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The first error code of a spec error body.
+    pub fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl TestRegistry {
+    /// One registry per backend, each with `configure` applied.
+    pub fn all_with(configure: impl Fn(&mut Config)) -> Vec<TestRegistry> {
+        let mut out = Vec::new();
+        let mut cfg = Config::default();
+        configure(&mut cfg);
+        let mem: Arc<dyn StorageDriver> = Arc::new(MemoryDriver::new());
+        out.push(TestRegistry {
+            app: berth::app::build_app(cfg.clone(), mem),
+            root: None,
+            kind: "memory",
+            _dir: None,
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs: Arc<dyn StorageDriver> = Arc::new(FilesystemDriver::new(dir.path()));
+        out.push(TestRegistry {
+            app: berth::app::build_app(cfg, fs),
+            root: Some(dir.path().to_path_buf()),
+            kind: "filesystem",
+            _dir: Some(dir),
+        });
+        out
+    }
+
+    /// One registry per backend with deletes enabled.
+    pub fn all() -> Vec<TestRegistry> {
+        Self::all_with(|c| c.storage.delete.enabled = true)
+    }
+
+    pub async fn req(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "registry.test");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(b.body(body.into()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.req(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    pub async fn head(&self, uri: &str) -> Resp {
+        self.req(Method::HEAD, uri, &[], Body::empty()).await
+    }
+
+    /// Pushes a blob monolithically and returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let d = Digest::sha256_of(data);
+        let r = self
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                &[],
+                data.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}: {:?}", self.kind, r.body);
+        d
+    }
+
+    /// Pushes a manifest and returns the response.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Resp {
+        self.req(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("content-type", media_type)],
+            body.to_vec(),
+        )
+        .await
+    }
+
+    /// Pushes a config and one layer, then an OCI image manifest naming
+    /// them; returns (manifest bytes, manifest digest).
+    pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Vec<u8>, Digest) {
+        let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}");
+        let layer = format!("layer of {seed}").into_bytes();
+        let cd = self.push_blob(repo, config.as_bytes()).await;
+        let ld = self.push_blob(repo, &layer).await;
+        let manifest = image_manifest(&cd, config.len(), &[(ld, layer.len())], None);
+        let r = self.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}: {:?}",
+            self.kind,
+            String::from_utf8_lossy(&r.body)
+        );
+        let d = Digest::sha256_of(&manifest);
+        (manifest, d)
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// An OCI image manifest body.
+pub fn image_manifest(
+    config: &Digest,
+    config_size: usize,
+    layers: &[(Digest, usize)],
+    subject: Option<(&Digest, usize)>,
+) -> Vec<u8> {
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s}))
+        .collect();
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_size},
+        "layers": layers,
+    });
+    if let Some((d, s)) = subject {
+        m["subject"] =
+            serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": s});
+    }
+    serde_json::to_vec_pretty(&m).expect("json")
+}

@@ -1,0 +1,270 @@
+//! Upload sessions: monolithic, chunked, streamed, cancelled, failing.
+
+use axum::http::{Method, StatusCode};
+use berth::oci::digest::{Algorithm, Digest};
+
+use crate::support::TestRegistry;
+
+/// The path part of a Location header.
+fn path_of(location: &str) -> String {
+    location
+        .strip_prefix("http://registry.test")
+        .unwrap_or(location)
+        .to_string()
+}
+
+#[tokio::test]
+async fn chunked_upload_with_content_range() {
+    for reg in TestRegistry::all() {
+        let r = reg
+            .req(Method::POST, "/v2/c/h/blobs/uploads/", &[], "")
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        assert_eq!(r.header("range"), Some("0-0"));
+        let uuid = r.header("docker-upload-uuid").unwrap().to_string();
+        let loc = path_of(r.header("location").unwrap());
+        assert_eq!(loc, format!("/v2/c/h/blobs/uploads/{uuid}"));
+
+        let r = reg
+            .req(
+                Method::PATCH,
+                &loc,
+                &[("content-range", "0-9")],
+                "0123456789",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+        assert_eq!(r.header("range"), Some("0-9"));
+
+        let r = reg.get(&loc).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.header("range"), Some("0-9"));
+        assert_eq!(r.header("docker-upload-uuid"), Some(uuid.as_str()));
+
+        // Out of order: must continue at 10.
+        let r = reg
+            .req(Method::PATCH, &loc, &[("content-range", "5-9")], "56789")
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID")
+        );
+        let r = reg
+            .req(
+                Method::PATCH,
+                &loc,
+                &[("content-range", "20-29")],
+                "abcdefghij",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+
+        let r = reg
+            .req(
+                Method::PATCH,
+                &loc,
+                &[("content-range", "10-19")],
+                "abcdefghij",
+            )
+            .await;
+        assert_eq!(r.header("range"), Some("0-19"));
+
+        let all = b"0123456789abcdefghijKLMNO";
+        let d = Digest::sha256_of(all);
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "KLMNO")
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(d.to_string().as_str())
+        );
+        assert_eq!(
+            path_of(r.header("location").unwrap()),
+            format!("/v2/c/h/blobs/{d}")
+        );
+        assert_eq!(
+            reg.get(&format!("/v2/c/h/blobs/{d}")).await.body.as_ref(),
+            all
+        );
+        // The session is gone.
+        let r = reg.get(&loc).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN")
+        );
+    }
+}
+
+#[tokio::test]
+async fn streamed_patch_then_put_without_body() {
+    for reg in TestRegistry::all() {
+        let r = reg.req(Method::POST, "/v2/s/blobs/uploads/", &[], "").await;
+        let loc = path_of(r.header("location").unwrap());
+        let data = vec![7u8; 300_000];
+        let r = reg.req(Method::PATCH, &loc, &[], data.clone()).await;
+        assert_eq!(r.header("range"), Some("0-299999"));
+        let d = Digest::sha256_of(&data);
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(
+            reg.get(&format!("/v2/s/blobs/{d}")).await.body.len(),
+            300_000
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_digest_stores_nothing() {
+    for reg in TestRegistry::all() {
+        let wrong = Digest::sha256_of(b"something else");
+        let r = reg
+            .req(
+                Method::POST,
+                &format!("/v2/w/blobs/uploads/?digest={wrong}"),
+                &[],
+                "actual content",
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+        );
+        assert_eq!(
+            reg.head(&format!("/v2/w/blobs/{wrong}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let right = Digest::sha256_of(b"actual content");
+        assert_eq!(
+            reg.head(&format!("/v2/w/blobs/{right}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // Chunked: PUT with the wrong digest fails and discards the session.
+        let r = reg.req(Method::POST, "/v2/w/blobs/uploads/", &[], "").await;
+        let loc = path_of(r.header("location").unwrap());
+        reg.req(Method::PATCH, &loc, &[], "chunk").await;
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest={wrong}"), &[], "")
+            .await;
+        assert_eq!(r.error_code(), "DIGEST_INVALID");
+        assert_eq!(reg.get(&loc).await.status, StatusCode::NOT_FOUND);
+
+        if let Some(root) = &reg.root {
+            let blobs = root.join("docker/registry/v2/blobs");
+            let count = walk_files(&blobs);
+            assert_eq!(count, 0, "no blob data may be stored after digest failures");
+        }
+    }
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.map(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk_files(&p)
+        } else {
+            1
+        }
+    })
+    .sum()
+}
+
+#[tokio::test]
+async fn put_without_digest_and_cancel() {
+    for reg in TestRegistry::all() {
+        let r = reg.req(Method::POST, "/v2/p/blobs/uploads/", &[], "").await;
+        let loc = path_of(r.header("location").unwrap());
+        let r = reg.req(Method::PUT, &loc, &[], "x").await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+        );
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest=sha256:nothex"), &[], "")
+            .await;
+        assert_eq!(r.error_code(), "DIGEST_INVALID");
+        let r = reg.req(Method::DELETE, &loc, &[], "").await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = reg.req(Method::DELETE, &loc, &[], "").await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN")
+        );
+        let r = reg.req(Method::PATCH, &loc, &[], "late").await;
+        assert_eq!(r.error_code(), "BLOB_UPLOAD_UNKNOWN");
+        // An upload id from one repository is unknown in another.
+        let r = reg.req(Method::POST, "/v2/p/blobs/uploads/", &[], "").await;
+        let uuid = r.header("docker-upload-uuid").unwrap();
+        let r = reg.get(&format!("/v2/q/blobs/uploads/{uuid}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn sha512_digests_are_verified() {
+    for reg in TestRegistry::all() {
+        let data = b"sha512 content";
+        let d = Digest::of(Algorithm::Sha512, data);
+        let r = reg
+            .req(
+                Method::POST,
+                &format!("/v2/h/blobs/uploads/?digest={d}"),
+                &[],
+                data.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(
+            reg.get(&format!("/v2/h/blobs/{d}")).await.body.as_ref(),
+            data
+        );
+        // Chunked, with a session whose running hash is sha256: re-hashed.
+        let r = reg.req(Method::POST, "/v2/h/blobs/uploads/", &[], "").await;
+        let loc = path_of(r.header("location").unwrap());
+        reg.req(Method::PATCH, &loc, &[], "more ").await;
+        let d2 = Digest::of(Algorithm::Sha512, b"more data");
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest={d2}"), &[], "data")
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_pushes_of_the_same_blob() {
+    for reg in TestRegistry::all() {
+        let data = vec![42u8; 100_000];
+        let d = Digest::sha256_of(&data);
+        let reg = std::sync::Arc::new(reg);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let reg = reg.clone();
+            let data = data.clone();
+            let d = d.clone();
+            tasks.push(tokio::spawn(async move {
+                let repo = format!("conc{}", i % 2);
+                reg.req(
+                    Method::POST,
+                    &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                    &[],
+                    data,
+                )
+                .await
+                .status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+        }
+        for repo in ["conc0", "conc1"] {
+            let r = reg.get(&format!("/v2/{repo}/blobs/{d}")).await;
+            assert_eq!(r.body.as_ref(), data.as_slice());
+        }
+    }
+}
