@@ -385,7 +385,7 @@ mod tests {
                 Method::GET,
                 "manifests/manifests/manifests".into(),
                 Endpoint::GetManifest {
-                    name: name("manifests/manifests"),
+                    name: name("manifests"),
                     reference: "manifests".parse().expect("r"),
                     head: false,
                 },
