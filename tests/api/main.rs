@@ -5,6 +5,7 @@
 mod blobs;
 mod listing;
 mod manifests;
+mod socket;
 mod support;
 mod uploads;
 

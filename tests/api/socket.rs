@@ -1,0 +1,123 @@
+//! The same router on a real 127.0.0.1 socket through hyper, for what only
+//! the wire shows: HEAD lengths, streamed bodies, connection handling.
+
+use std::sync::Arc;
+
+use berth::config::Config;
+use berth::oci::digest::Digest;
+use berth::storage::filesystem::FilesystemDriver;
+
+/// A server on a free loopback port, stopped when dropped.
+struct Live {
+    base: String,
+    _task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn live() -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.storage.delete.enabled = true;
+    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Live {
+        base: format!("http://{addr}"),
+        _task: task,
+        _dir: dir,
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self._task.abort();
+    }
+}
+
+#[tokio::test]
+async fn head_keeps_content_length_and_large_streams_round_trip() {
+    let srv = live().await;
+    let c = reqwest::Client::new();
+    // A 24 MiB blob in three streamed chunks.
+    let data: Vec<u8> = (0..24 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let d = Digest::sha256_of(&data);
+    let r = c
+        .post(format!("{}/v2/big/blob/blobs/uploads/", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.starts_with(&srv.base),
+        "absolute Location from Host: {loc}"
+    );
+    for (i, chunk) in data.chunks(8 * 1024 * 1024).enumerate() {
+        let start = i * 8 * 1024 * 1024;
+        let r = c
+            .patch(&loc)
+            .header(
+                "content-range",
+                format!("{}-{}", start, start + chunk.len() - 1),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(
+            r.headers()["range"],
+            format!("0-{}", start + chunk.len() - 1).as_str()
+        );
+        loc = r.headers()["location"].to_str().unwrap().to_string();
+    }
+    let r = c.put(format!("{loc}?digest={d}")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+
+    let r = c
+        .head(format!("{}/v2/big/blob/blobs/{d}", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    let r = c
+        .get(format!("{}/v2/big/blob/blobs/{d}", srv.base))
+        .send()
+        .await
+        .unwrap();
+    let got = r.bytes().await.unwrap();
+    assert_eq!(Digest::sha256_of(&got), d);
+
+    let manifest = crate::support::image_manifest(&d, data.len(), &[], None);
+    let r = c
+        .put(format!("{}/v2/big/blob/manifests/v1", srv.base))
+        .header("content-type", crate::support::OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .head(format!("{}/v2/big/blob/manifests/v1", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        manifest.len().to_string().as_str()
+    );
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        Digest::sha256_of(&manifest).to_string().as_str()
+    );
+}
