@@ -163,6 +163,7 @@ pub mod serde_go {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -108,6 +108,7 @@ fn key_matches(k: &Value, segment: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -128,7 +129,9 @@ mod tests {
     #[test]
     fn override_table() {
         let fs = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /data\n  delete:\n    enabled: false\nhttp:\n  addr: :5000\n";
-        let table: &[(&str, &[(&str, &str)], &str)] = &[
+        // (file, variables, expected tree)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let table: &[Case] = &[
             // Plain leaf replacement.
             (
                 fs,

@@ -840,9 +840,9 @@ impl Config {
         if self.log.formatter == "logstash" {
             w.push("log.formatter logstash is not implemented; using json".into());
         }
-        if !self.http.host.is_empty()
-            && !(self.http.host.starts_with("http://") || self.http.host.starts_with("https://"))
-        {
+        let host = &self.http.host;
+        let has_scheme = host.starts_with("http://") || host.starts_with("https://");
+        if !host.is_empty() && !has_scheme {
             w.push(format!(
                 "http.host {:?} has no http:// or https:// scheme; generated URLs may be wrong",
                 self.http.host
@@ -966,7 +966,7 @@ fn normalize_tree(tree: &mut Value, warnings: &mut Vec<String>) -> Result<(), Co
             *log = Value::Mapping(Mapping::new());
         }
         if let Value::Mapping(log) = log {
-            if !log.get("level").is_some_and(|l| !l.is_null()) && !level.is_null() {
+            if log.get("level").is_none_or(Value::is_null) && !level.is_null() {
                 log.insert("level".into(), level);
             }
         }
