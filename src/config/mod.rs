@@ -570,6 +570,15 @@ impl Config {
         }
     }
 
+    /// The embedded default as a value (loopback `127.0.0.1:5000`,
+    /// filesystem storage at `./data`), without reading the environment;
+    /// handy for tests and for building configs in code.
+    pub fn embedded_default() -> Config {
+        let mut config = Config::default();
+        config.set_filesystem_root(PathBuf::from(EMBEDDED_DEFAULT_ROOT));
+        config
+    }
+
     /// Like [`Config::load`] for file contents already in memory;
     /// `source_name` is used in error messages.
     pub fn load_str(

@@ -244,6 +244,7 @@ fn defaults_when_keys_are_missing() {
 fn embedded_default_is_loopback_and_data_dir() {
     let (c, warnings) = Config::load(None, no_env()).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c, Config::embedded_default());
     assert_eq!(
         c.listen_addr().unwrap().socket_addr(),
         Some("127.0.0.1:5000".parse().unwrap())
