@@ -1,1 +1,177 @@
-//! Command-line interface (to be written).
+//! Command-line interface: `berth serve`, `berth config check|print`,
+//! `berth --version`. Flags override the file and `REGISTRY_*` variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::env::CONFIGURATION_PATH_VAR;
+use crate::config::{Config, LogConfig};
+
+/// berth: a container image registry, drop-in for registry:2.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry.
+    Serve(ServeArgs),
+    /// Inspect configuration without starting the server.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `berth serve [CONFIG] [--config FILE] [--addr ADDR] [--root DIR]`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file in distribution's schema (default: embedded
+    /// default, or $REGISTRY_CONFIGURATION_PATH when set).
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "config_file")]
+    pub config: Option<PathBuf>,
+    /// Configuration file, positional like `registry serve CONFIG`.
+    #[arg(value_name = "CONFIG")]
+    pub config_file: Option<PathBuf>,
+    /// Listen address, overriding `http.addr` (e.g. `:5000`, `127.0.0.1:5000`).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Use filesystem storage rooted at DIR, replacing the configured driver.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// `berth config ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE (with `REGISTRY_*` overrides) and print the effective
+    /// configuration; exits non-zero if berth could not serve it.
+    Check {
+        /// Configuration file.
+        file: PathBuf,
+    },
+    /// Print the effective configuration (FILE, else
+    /// $REGISTRY_CONFIGURATION_PATH, else the embedded default).
+    Print {
+        /// Configuration file.
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Config(ConfigCommand::Check { file }) => check(&file),
+        Command::Config(ConfigCommand::Print { file }) => {
+            let path = file.or_else(configuration_path_from_env);
+            let (config, warnings) = load(path.as_deref())?;
+            print_warnings(&warnings);
+            print!("{}", config.to_yaml()?);
+            Ok(())
+        }
+    }
+}
+
+/// Loads the effective config for `serve`, applies flags, checks that berth
+/// can serve it, sets up logging, then hands over to the server.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let path = args
+        .config
+        .or(args.config_file)
+        .or_else(configuration_path_from_env);
+    let (mut config, warnings) = load(path.as_deref())?;
+    if let Some(addr) = args.addr {
+        config.http.addr = addr;
+    }
+    if let Some(root) = args.root {
+        config.set_filesystem_root(root);
+    }
+    config.validate().context("invalid configuration")?;
+    let listen = config.listen_addr()?;
+    let driver = config.storage_driver()?;
+
+    init_tracing(&config.log)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        config = %path.as_deref().map_or_else(|| "embedded default".into(), |p| p.display().to_string()),
+        addr = %listen,
+        storage = ?driver,
+        "starting berth {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    crate::app::serve(config).await
+}
+
+/// `berth config check FILE`.
+fn check(file: &Path) -> anyhow::Result<()> {
+    let (config, warnings) = load(Some(file))?;
+    print_warnings(&warnings);
+    // Beyond schema validity: could `berth serve` actually start with it?
+    config.listen_addr()?;
+    config.storage_driver()?;
+    print!("{}", config.to_yaml()?);
+    eprintln!("configuration {} is valid", file.display());
+    Ok(())
+}
+
+/// Loads with the process environment's `REGISTRY_*` variables.
+fn load(path: Option<&Path>) -> anyhow::Result<(Config, Vec<String>)> {
+    Ok(Config::load(path, process_env())?)
+}
+
+/// The process environment; variables that are not valid UTF-8 are
+/// skipped instead of panicking.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// distribution reads the config path from this variable when no argument
+/// is given.
+fn configuration_path_from_env() -> Option<PathBuf> {
+    std::env::var_os(CONFIGURATION_PATH_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Sets up the global tracing subscriber from `log.level` and
+/// `log.formatter` (`json`/`logstash` → JSON lines). `RUST_LOG`, when set,
+/// replaces the level filter.
+pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+
+    let level = match log.level.to_ascii_lowercase().as_str() {
+        "panic" | "fatal" | "error" => "error",
+        "warn" | "warning" => "warn",
+        "debug" => "debug",
+        "trace" => "trace",
+        _ => "info",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(s) if !s.is_empty() => EnvFilter::try_new(&s).context("invalid RUST_LOG")?,
+        _ => EnvFilter::new(level),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match log.formatter.as_str() {
+        "json" | "logstash" => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+}

@@ -1,24 +1,87 @@
 //! Configuration in distribution's YAML schema, so a `config.yml` written for
 //! registry:2 works unchanged. Loading order: built-in defaults < file <
 //! `REGISTRY_*` environment overrides (see `env`) < command-line flags.
+//!
+//! Entry points: [`Config::load`] (file or embedded default, plus env),
+//! [`Config::validate`], [`Config::listen_addr`], [`Config::storage_driver`].
+//! See `docs/configuration.md` for the reference.
 
+mod de;
+pub mod duration;
 pub mod env;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_yaml_ng::{Mapping, Value};
 
 /// The whole configuration. Field names follow distribution's YAML keys.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     /// Schema version; distribution only knows "0.1".
+    #[serde(deserialize_with = "de::string")]
     pub version: String,
+    /// Logging.
     pub log: LogConfig,
+    /// Storage driver and storage behaviour.
     pub storage: StorageConfig,
+    /// HTTP listener and URL generation.
     pub http: HttpConfig,
+    /// Catalog and tag-list paging limits.
     pub catalog: CatalogConfig,
+    /// `auth:` (silly/token/htpasswd); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Value>,
+    /// `notifications:`; accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Value>,
+    /// `redis:`; accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Value>,
+    /// `health:` (storagedriver/file/http/tcp checks); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Value>,
+    /// `proxy:` (pull-through cache); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Value>,
+    /// `validation:`; accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Value>,
+    /// `compatibility:` (schema1); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<Value>,
+    /// `middleware:`; accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub middleware: Option<Value>,
+    /// `reporting:` (bugsnag/newrelic); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: SUPPORTED_VERSION.into(),
+            log: LogConfig::default(),
+            storage: StorageConfig::default(),
+            http: HttpConfig::default(),
+            catalog: CatalogConfig::default(),
+            auth: None,
+            notifications: None,
+            redis: None,
+            health: None,
+            proxy: None,
+            validation: None,
+            compatibility: None,
+            middleware: None,
+            reporting: None,
+        }
+    }
 }
 
 /// `log:` section.
@@ -26,10 +89,20 @@ pub struct Config {
 #[serde(default)]
 pub struct LogConfig {
     /// error, warn, info, debug (distribution's levels).
+    #[serde(deserialize_with = "de::string")]
     pub level: String,
     /// text or json.
+    #[serde(deserialize_with = "de::string")]
     pub formatter: String,
+    /// Static fields added to every log line (e.g. `service: registry`).
+    pub fields: BTreeMap<String, Value>,
+    /// Access log switch.
     pub accesslog: AccessLogConfig,
+    /// Logrus hooks (mail); accepted, not implemented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Value>,
+    /// Report the calling function in log lines (distribution 3); accepted, ignored.
+    pub reportcaller: bool,
 }
 
 impl Default for LogConfig {
@@ -37,7 +110,10 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             formatter: "text".into(),
+            fields: BTreeMap::new(),
             accesslog: AccessLogConfig::default(),
+            hooks: None,
+            reportcaller: false,
         }
     }
 }
@@ -46,6 +122,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AccessLogConfig {
+    /// Turn off the per-request access log.
     pub disabled: bool,
 }
 
@@ -53,25 +130,46 @@ pub struct AccessLogConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct StorageConfig {
+    /// The filesystem driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<FilesystemConfig>,
-    pub inmemory: Option<serde_yaml_ng::Value>,
+    /// The in-memory driver (takes no parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inmemory: Option<Value>,
+    /// Whether manifest/blob deletion is allowed.
     pub delete: DeleteConfig,
+    /// Upload purging and read-only mode.
     pub maintenance: MaintenanceConfig,
+    /// Redirects to the backend for blob downloads.
     pub redirect: RedirectConfig,
-    pub cache: Option<serde_yaml_ng::Value>,
+    /// `cache:` (blobdescriptor: inmemory|redis); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Value>,
+    /// `tag:` (concurrencylimit, distribution 3); accepted, not implemented yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Value>,
+    /// Any other driver key (s3, azure, gcs, swift, oss, ...), kept raw so
+    /// such configs parse and [`Config::storage_driver`] can name them.
+    #[serde(flatten)]
+    pub other_drivers: BTreeMap<String, Value>,
 }
 
 /// `storage.filesystem:` section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FilesystemConfig {
+    /// Root of distribution's on-disk layout (`docker/registry/v2/...`).
     pub rootdirectory: PathBuf,
+    /// Distribution's cap on concurrent filesystem operations; accepted, ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxthreads: Option<u64>,
 }
 
 impl Default for FilesystemConfig {
     fn default() -> Self {
         FilesystemConfig {
             rootdirectory: PathBuf::from("/var/lib/registry"),
+            maxthreads: None,
         }
     }
 }
@@ -80,6 +178,7 @@ impl Default for FilesystemConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DeleteConfig {
+    /// Allow `DELETE` on manifests and blobs.
     pub enabled: bool,
 }
 
@@ -87,13 +186,44 @@ pub struct DeleteConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct MaintenanceConfig {
+    /// Periodic removal of abandoned uploads.
+    pub uploadpurging: UploadPurgingConfig,
+    /// Read-only mode.
     pub readonly: ReadOnlyConfig,
+}
+
+/// `storage.maintenance.uploadpurging:` section, with distribution's defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct UploadPurgingConfig {
+    /// Run the purger at all (default true).
+    pub enabled: bool,
+    /// Uploads older than this are removed (default 168h).
+    #[serde(with = "duration::serde_go")]
+    pub age: Duration,
+    /// How often the purger runs (default 24h).
+    #[serde(with = "duration::serde_go")]
+    pub interval: Duration,
+    /// Only log what would be removed.
+    pub dryrun: bool,
+}
+
+impl Default for UploadPurgingConfig {
+    fn default() -> Self {
+        UploadPurgingConfig {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dryrun: false,
+        }
+    }
 }
 
 /// `storage.maintenance.readonly:` section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ReadOnlyConfig {
+    /// Reject writes (pushes, deletes) with 405.
     pub enabled: bool,
 }
 
@@ -101,6 +231,7 @@ pub struct ReadOnlyConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RedirectConfig {
+    /// Serve blobs through the registry instead of redirecting.
     pub disable: bool,
 }
 
@@ -109,30 +240,133 @@ pub struct RedirectConfig {
 #[serde(default)]
 pub struct HttpConfig {
     /// Listen address; `:5000` (Go style) means all interfaces.
+    #[serde(deserialize_with = "de::string")]
     pub addr: String,
+    /// Socket type: `tcp` (default) or `unix` (not supported yet).
+    #[serde(deserialize_with = "de::string")]
+    pub net: String,
     /// URL prefix the registry is served under, e.g. `/registry/`.
+    #[serde(deserialize_with = "de::string")]
     pub prefix: String,
     /// External base URL used for `Location` headers, when set.
+    #[serde(deserialize_with = "de::string")]
     pub host: String,
     /// Secret signing upload state; must be shared by replicas.
+    #[serde(deserialize_with = "de::string")]
     pub secret: String,
     /// Emit relative `Location` URLs.
     pub relativeurls: bool,
+    /// How long to wait for in-flight requests on shutdown; zero means do
+    /// not wait (distribution's behaviour when unset).
+    #[serde(with = "duration::serde_go")]
+    pub draintimeout: Duration,
     /// Extra response headers, each with a list of values.
+    #[serde(deserialize_with = "de::headers")]
     pub headers: BTreeMap<String, Vec<String>>,
+    /// TLS for the main listener.
+    pub tls: TlsConfig,
+    /// Debug/metrics listener.
+    pub debug: DebugConfig,
+    /// HTTP/2 switch.
+    pub http2: Http2Config,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             addr: "127.0.0.1:5000".into(),
+            net: "tcp".into(),
             prefix: String::new(),
             host: String::new(),
             secret: String::new(),
             relativeurls: false,
+            draintimeout: Duration::ZERO,
             headers: BTreeMap::new(),
+            tls: TlsConfig::default(),
+            debug: DebugConfig::default(),
+            http2: Http2Config::default(),
         }
     }
+}
+
+/// `http.tls:` section. TLS is on when `certificate` is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain file.
+    #[serde(deserialize_with = "de::string")]
+    pub certificate: String,
+    /// PEM private key file.
+    #[serde(deserialize_with = "de::string")]
+    pub key: String,
+    /// CA files for client-certificate authentication.
+    #[serde(deserialize_with = "de::string_vec")]
+    pub clientcas: Vec<String>,
+    /// `tls1.0` .. `tls1.3`; empty means the library default.
+    #[serde(deserialize_with = "de::string")]
+    pub minimumtls: String,
+    /// Allowed cipher suites (Go names).
+    #[serde(deserialize_with = "de::string_vec")]
+    pub ciphersuites: Vec<String>,
+    /// ACME certificates; accepted, not implemented yet.
+    pub letsencrypt: LetsEncryptConfig,
+}
+
+/// `http.tls.letsencrypt:` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LetsEncryptConfig {
+    /// Where issued certificates are cached.
+    #[serde(deserialize_with = "de::string")]
+    pub cachefile: String,
+    /// ACME account email.
+    #[serde(deserialize_with = "de::string")]
+    pub email: String,
+    /// Host names to request certificates for.
+    #[serde(deserialize_with = "de::string_vec")]
+    pub hosts: Vec<String>,
+    /// ACME directory URL.
+    #[serde(deserialize_with = "de::string")]
+    pub directoryurl: String,
+}
+
+/// `http.debug:` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DebugConfig {
+    /// Debug listener address; empty means no debug listener.
+    #[serde(deserialize_with = "de::string")]
+    pub addr: String,
+    /// Prometheus metrics on the debug listener.
+    pub prometheus: PrometheusConfig,
+}
+
+/// `http.debug.prometheus:` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PrometheusConfig {
+    /// Expose metrics.
+    pub enabled: bool,
+    /// Metrics path (default `/metrics`).
+    #[serde(deserialize_with = "de::string")]
+    pub path: String,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            enabled: false,
+            path: "/metrics".into(),
+        }
+    }
+}
+
+/// `http.http2:` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Http2Config {
+    /// Serve HTTP/1.1 only.
+    pub disabled: bool,
 }
 
 /// `catalog:` section (distribution 2.8.2's CVE-2023-2253 fix).
@@ -140,11 +374,682 @@ impl Default for HttpConfig {
 #[serde(default)]
 pub struct CatalogConfig {
     /// Largest `n` accepted on `_catalog` and `tags/list`; above it → 400.
+    #[serde(deserialize_with = "de::count")]
     pub maxentries: usize,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        CatalogConfig { maxentries: 1000 }
+        CatalogConfig {
+            maxentries: DEFAULT_MAX_ENTRIES,
+        }
     }
 }
+
+/// The only configuration version distribution (and berth) understands.
+pub const SUPPORTED_VERSION: &str = "0.1";
+
+/// distribution's `catalog.maxentries` default.
+pub const DEFAULT_MAX_ENTRIES: usize = 1000;
+
+/// Keys under `storage:` that are settings, not drivers (distribution's
+/// list plus `tag` from distribution 3).
+pub const STORAGE_RESERVED_KEYS: &[&str] = &["maintenance", "cache", "delete", "redirect", "tag"];
+
+/// Drivers distribution has that berth does not implement yet.
+const KNOWN_UNSUPPORTED_DRIVERS: &[&str] = &["s3", "s3-aws", "azure", "gcs", "swift", "oss"];
+
+/// The configuration used when no file is given: listen on loopback only,
+/// store under `./data`. A storage driver from `REGISTRY_STORAGE*`
+/// replaces the filesystem default.
+pub const EMBEDDED_DEFAULT_YAML: &str = "\
+version: 0.1
+http:
+  addr: 127.0.0.1:5000
+";
+
+/// Root used by the embedded default when no storage driver is configured.
+pub const EMBEDDED_DEFAULT_ROOT: &str = "./data";
+
+/// Why a configuration could not be loaded or used. Every message names the
+/// file, variable or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("parsing {source_name}: {message}")]
+    Syntax {
+        /// File name (or "embedded default").
+        source_name: String,
+        /// The YAML error.
+        message: String,
+    },
+    /// A `REGISTRY_*` value is not valid YAML.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable name.
+        var: String,
+        /// The YAML error.
+        message: String,
+    },
+    /// A key has a wrong type or a value berth refuses.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Full key path, e.g. `storage.delete.enabled`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The storage backend to build, resolved from `storage:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageDriverConfig {
+    /// distribution's filesystem layout under `root`.
+    Filesystem {
+        /// `storage.filesystem.rootdirectory`.
+        root: PathBuf,
+    },
+    /// Process memory; lost on exit.
+    InMemory,
+}
+
+/// A TCP listen address from `http.addr`, with Go's `:5000` resolved to
+/// `0.0.0.0:5000`. `host` may be a name (`localhost`) to be resolved at bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// IP literal (without brackets) or host name.
+    pub host: String,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+}
+
+impl ListenAddr {
+    /// Parses Go `host:port` forms: `:5000`, `0.0.0.0:5000`, `[::1]:5000`,
+    /// `localhost:5000`. Named ports (`:http`) are not accepted.
+    pub fn parse(s: &str) -> Result<ListenAddr, String> {
+        let s = s.trim();
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: missing ']' in address"))?;
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| format!("{s:?}: missing port in address"))?;
+            if h.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("{s:?}: {h:?} is not an IPv6 address"));
+            }
+            (h.to_string(), port)
+        } else {
+            let (h, port) = s
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{s:?}: missing port in address (use e.g. \":5000\")"))?;
+            if h.contains(':') {
+                return Err(format!(
+                    "{s:?}: too many colons in address (put IPv6 in brackets: \"[::1]:5000\")"
+                ));
+            }
+            if h.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(format!("{s:?}: invalid host {h:?}"));
+            }
+            let host = if h.is_empty() { "0.0.0.0" } else { h };
+            (host.to_string(), port)
+        };
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{s:?}: invalid port {port:?}"))?;
+        Ok(ListenAddr { host, port })
+    }
+
+    /// The socket address when `host` is an IP literal (no DNS needed).
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
+    }
+}
+
+/// Formats as `host:port` (IPv6 bracketed), ready for `TcpListener::bind`.
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where a configuration tree came from; decides the storage default.
+enum Source<'a> {
+    /// A file (or string) in distribution's schema.
+    File(&'a str),
+    /// No file: [`EMBEDDED_DEFAULT_YAML`].
+    Embedded,
+}
+
+impl Config {
+    /// Loads the effective configuration: the file at `path` (or the embedded
+    /// default when `None`) with the `REGISTRY_*` variables from `env`
+    /// applied, then validated. Returns the config and warnings (unknown
+    /// keys, accepted-but-unimplemented sections, normalised values) for
+    /// the caller to log.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::load_str(&text, &path.display().to_string(), env)
+            }
+            None => {
+                let tree = parse_tree(EMBEDDED_DEFAULT_YAML, "embedded default")?;
+                Self::from_tree(tree, Source::Embedded, env)
+            }
+        }
+    }
+
+    /// The embedded default as a value (loopback `127.0.0.1:5000`,
+    /// filesystem storage at `./data`), without reading the environment;
+    /// handy for tests and for building configs in code.
+    pub fn embedded_default() -> Config {
+        let mut config = Config::default();
+        config.set_filesystem_root(PathBuf::from(EMBEDDED_DEFAULT_ROOT));
+        config
+    }
+
+    /// Like [`Config::load`] for file contents already in memory;
+    /// `source_name` is used in error messages.
+    pub fn load_str(
+        yaml: &str,
+        source_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let tree = parse_tree(yaml, source_name)?;
+        Self::from_tree(tree, Source::File(source_name), env)
+    }
+
+    fn from_tree(
+        mut tree: Value,
+        source: Source<'_>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        env::apply_env_overrides(&mut tree, env)?;
+        normalize_tree(&mut tree, &mut warnings)?;
+        let Value::Mapping(root) = &mut tree else {
+            return Err(ConfigError::invalid(
+                ".",
+                "the configuration must be a YAML mapping",
+            ));
+        };
+
+        if !root.contains_key("version") {
+            return Err(ConfigError::invalid(
+                "version",
+                format!("missing; distribution's schema requires `version: {SUPPORTED_VERSION}`"),
+            ));
+        }
+        let has_driver = root
+            .get("storage")
+            .and_then(Value::as_mapping)
+            .is_some_and(|m| !storage_driver_keys(m).is_empty());
+        if !has_driver {
+            match source {
+                Source::File(name) => {
+                    return Err(ConfigError::invalid(
+                        "storage",
+                        format!("no storage configuration provided in {name}"),
+                    ))
+                }
+                Source::Embedded => {
+                    let storage = root
+                        .entry(Value::from("storage"))
+                        .or_insert_with(|| Value::Mapping(Mapping::new()));
+                    if let Value::Mapping(m) = storage {
+                        let mut fs = Mapping::new();
+                        fs.insert("rootdirectory".into(), EMBEDDED_DEFAULT_ROOT.into());
+                        m.insert("filesystem".into(), Value::Mapping(fs));
+                    }
+                }
+            }
+        }
+
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(format_path(&path));
+        let de = serde_ignored::Deserializer::new(tree, &mut on_unknown);
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid {
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        for key in unknown {
+            warnings.push(format!("unknown configuration key `{key}` (ignored)"));
+        }
+
+        if config.catalog.maxentries == 0 {
+            // distribution's conversion: `<= 0` means the default.
+            config.catalog.maxentries = DEFAULT_MAX_ENTRIES;
+            warnings.push(format!(
+                "catalog.maxentries <= 0 means the default ({DEFAULT_MAX_ENTRIES}), as in distribution"
+            ));
+        }
+        warnings.extend(config.unimplemented_warnings());
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    /// Checks the rules distribution enforces (plus berth's own): version
+    /// `0.1`, exactly one storage driver, a parseable `http.addr`, a known
+    /// log level and formatter, `catalog.maxentries > 0`. Call again after
+    /// changing fields (the CLI does after applying flags).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != SUPPORTED_VERSION {
+            return Err(ConfigError::invalid(
+                "version",
+                format!(
+                    "unsupported version {:?} (only {SUPPORTED_VERSION:?} is supported)",
+                    self.version
+                ),
+            ));
+        }
+        match self.log.level.to_ascii_lowercase().as_str() {
+            "panic" | "fatal" | "error" | "warn" | "warning" | "info" | "debug" | "trace" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    "log.level",
+                    format!("unknown level {other:?} (use error, warn, info or debug)"),
+                ))
+            }
+        }
+        match self.log.formatter.as_str() {
+            "" | "text" | "json" | "logstash" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    "log.formatter",
+                    format!("unsupported logging formatter {other:?} (use text or json)"),
+                ))
+            }
+        }
+        let drivers = self.storage.driver_names();
+        if drivers.len() > 1 {
+            return Err(ConfigError::invalid(
+                "storage",
+                format!(
+                    "multiple storage drivers specified in configuration or environment: {}",
+                    drivers.join(", ")
+                ),
+            ));
+        }
+        if drivers.is_empty() {
+            return Err(ConfigError::invalid(
+                "storage",
+                "no storage configuration provided",
+            ));
+        }
+        match self.http.net.as_str() {
+            "" | "tcp" | "unix" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    "http.net",
+                    format!("unsupported network {other:?} (use tcp)"),
+                ))
+            }
+        }
+        if self.http.net != "unix" {
+            ListenAddr::parse(&self.http.addr).map_err(|m| ConfigError::invalid("http.addr", m))?;
+        }
+        if !self.http.debug.addr.is_empty() {
+            ListenAddr::parse(&self.http.debug.addr)
+                .map_err(|m| ConfigError::invalid("http.debug.addr", m))?;
+        }
+        match self.http.tls.minimumtls.as_str() {
+            "" | "tls1.0" | "tls1.1" | "tls1.2" | "tls1.3" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    "http.tls.minimumtls",
+                    format!("unknown TLS version {other:?} (use tls1.2 or tls1.3)"),
+                ))
+            }
+        }
+        if self.catalog.maxentries == 0 {
+            return Err(ConfigError::invalid(
+                "catalog.maxentries",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TCP address to listen on, with Go's `:5000` turned into
+    /// `0.0.0.0:5000`. Fails for `http.net: unix` (not supported yet).
+    pub fn listen_addr(&self) -> Result<ListenAddr, ConfigError> {
+        if self.http.net == "unix" {
+            return Err(ConfigError::invalid(
+                "http.net",
+                "unix sockets are not supported by berth yet",
+            ));
+        }
+        ListenAddr::parse(&self.http.addr).map_err(|m| ConfigError::invalid("http.addr", m))
+    }
+
+    /// The storage backend to build. Drivers distribution has but berth does
+    /// not (s3, azure, gcs, ...) give a "not supported yet" error.
+    pub fn storage_driver(&self) -> Result<StorageDriverConfig, ConfigError> {
+        let drivers = self.storage.driver_names();
+        let name = match drivers.as_slice() {
+            [] => {
+                return Err(ConfigError::invalid(
+                    "storage",
+                    "no storage configuration provided",
+                ))
+            }
+            [one] => one.as_str(),
+            many => {
+                return Err(ConfigError::invalid(
+                    "storage",
+                    format!(
+                        "multiple storage drivers specified in configuration or environment: {}",
+                        many.join(", ")
+                    ),
+                ))
+            }
+        };
+        match (name, &self.storage.filesystem) {
+            ("filesystem", Some(fs)) => Ok(StorageDriverConfig::Filesystem {
+                root: fs.rootdirectory.clone(),
+            }),
+            ("inmemory", _) => Ok(StorageDriverConfig::InMemory),
+            (other, _) if KNOWN_UNSUPPORTED_DRIVERS.contains(&other) => Err(ConfigError::invalid(
+                &format!("storage.{other}"),
+                format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory)"),
+            )),
+            (other, _) => Err(ConfigError::invalid(
+                &format!("storage.{other}"),
+                "unknown storage driver (supported: filesystem, inmemory)",
+            )),
+        }
+    }
+
+    /// Makes filesystem storage at `root` the only driver (the CLI's
+    /// `--root`), keeping `delete`, `maintenance` and the other settings.
+    pub fn set_filesystem_root(&mut self, root: PathBuf) {
+        self.storage.inmemory = None;
+        self.storage.other_drivers.clear();
+        let mut fs = self.storage.filesystem.take().unwrap_or_default();
+        fs.rootdirectory = root;
+        self.storage.filesystem = Some(fs);
+    }
+
+    /// The effective configuration as YAML, for `berth config print`.
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        serde_yaml_ng::to_string(self).map_err(|e| ConfigError::invalid(".", e.to_string()))
+    }
+
+    /// One warning per configured section berth accepts but ignores, so a
+    /// registry:2 config does not silently lose behaviour.
+    fn unimplemented_warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Some(auth) = &self.auth {
+            let scheme = auth
+                .as_mapping()
+                .and_then(|m| m.keys().next())
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            w.push(format!(
+                "auth.{scheme} is configured but berth does not implement authentication yet: \
+                 requests will NOT be authenticated"
+            ));
+        }
+        let sections: [(&str, bool); 10] = [
+            ("notifications", self.notifications.is_some()),
+            ("redis", self.redis.is_some()),
+            ("health", self.health.is_some()),
+            ("proxy", self.proxy.is_some()),
+            ("validation", self.validation.is_some()),
+            ("compatibility", self.compatibility.is_some()),
+            ("middleware", self.middleware.is_some()),
+            ("reporting", self.reporting.is_some()),
+            ("log.hooks", self.log.hooks.is_some()),
+            (
+                "http.tls.letsencrypt",
+                !self.http.tls.letsencrypt.cachefile.is_empty(),
+            ),
+        ];
+        for (name, present) in sections {
+            if present {
+                w.push(format!(
+                    "{name} is accepted but not implemented by berth yet; it is ignored"
+                ));
+            }
+        }
+        if self.log.formatter == "logstash" {
+            w.push("log.formatter logstash is not implemented; using json".into());
+        }
+        let host = &self.http.host;
+        let has_scheme = host.starts_with("http://") || host.starts_with("https://");
+        if !host.is_empty() && !has_scheme {
+            w.push(format!(
+                "http.host {:?} has no http:// or https:// scheme; generated URLs may be wrong",
+                self.http.host
+            ));
+        }
+        w
+    }
+}
+
+impl StorageConfig {
+    /// Names of the configured driver keys (everything that is not a
+    /// reserved setting), sorted.
+    pub fn driver_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.other_drivers.keys().cloned().collect();
+        if self.filesystem.is_some() {
+            names.push("filesystem".into());
+        }
+        if self.inmemory.is_some() {
+            names.push("inmemory".into());
+        }
+        names.sort();
+        names
+    }
+}
+
+/// Parses YAML text into a tree; an empty file is an empty mapping.
+fn parse_tree(yaml: &str, source_name: &str) -> Result<Value, ConfigError> {
+    let tree: Value = serde_yaml_ng::from_str(yaml).map_err(|e| ConfigError::Syntax {
+        source_name: source_name.into(),
+        message: e.to_string(),
+    })?;
+    Ok(match tree {
+        Value::Null => Value::Mapping(Mapping::new()),
+        other => other,
+    })
+}
+
+/// Driver keys of a `storage:` mapping.
+fn storage_driver_keys(m: &Mapping) -> Vec<String> {
+    m.keys()
+        .filter_map(Value::as_str)
+        .filter(|k| !STORAGE_RESERVED_KEYS.contains(k))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sections whose content is kept raw: nulls inside are meaningful there.
+const RAW_TOP_LEVEL: &[&str] = &[
+    "auth",
+    "notifications",
+    "redis",
+    "health",
+    "proxy",
+    "validation",
+    "compatibility",
+    "middleware",
+    "reporting",
+];
+
+/// Brings the untyped tree to the shape the typed structs expect, the way
+/// distribution's custom unmarshalers do:
+/// * `storage: inmemory` / `auth: htpasswd` (a bare name) → `{name: {}}`;
+/// * a driver key with no parameters (`inmemory:`) → `{}` so it counts;
+/// * deprecated top-level `loglevel` → `log.level` unless that is set;
+/// * `key:` with nothing after it in a typed section → the default, like
+///   Go's zero value (the entry is dropped).
+fn normalize_tree(tree: &mut Value, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    let Value::Mapping(root) = tree else {
+        return Ok(());
+    };
+    for section in ["storage", "auth"] {
+        if let Some(v) = root.get_mut(section) {
+            match v {
+                Value::String(name) => {
+                    let mut m = Mapping::new();
+                    m.insert(Value::String(name.clone()), Value::Mapping(Mapping::new()));
+                    *v = Value::Mapping(m);
+                }
+                Value::Mapping(m) if section == "storage" => {
+                    for (k, val) in m.iter_mut() {
+                        let reserved = k
+                            .as_str()
+                            .is_some_and(|k| STORAGE_RESERVED_KEYS.contains(&k));
+                        if !reserved && val.is_null() {
+                            *val = Value::Mapping(Mapping::new());
+                        }
+                    }
+                }
+                Value::Mapping(m) => {
+                    // auth: one scheme, parameters may be empty.
+                    for (_, val) in m.iter_mut() {
+                        if val.is_null() {
+                            *val = Value::Mapping(Mapping::new());
+                        }
+                    }
+                    if m.len() > 1 {
+                        let names: Vec<String> = m
+                            .keys()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect();
+                        return Err(ConfigError::invalid(
+                            "auth",
+                            format!(
+                                "must provide exactly one type, provided: {}",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(level) = root.remove("loglevel") {
+        warnings.push("`loglevel` is deprecated; use `log.level`".into());
+        let log = root
+            .entry(Value::from("log"))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if log.is_null() {
+            *log = Value::Mapping(Mapping::new());
+        }
+        if let Value::Mapping(log) = log {
+            if log.get("level").is_none_or(Value::is_null) && !level.is_null() {
+                log.insert("level".into(), level);
+            }
+        }
+    }
+    // Drop nulls in typed sections; keep raw sections and driver params as is.
+    root.retain(|k, v| !(v.is_null() && k.as_str().is_some_and(|k| !RAW_TOP_LEVEL.contains(&k))));
+    for (k, v) in root.iter_mut() {
+        match k.as_str() {
+            Some(name) if RAW_TOP_LEVEL.contains(&name) => {}
+            Some("storage") => {
+                if let Value::Mapping(m) = v {
+                    for (sk, sv) in m.iter_mut() {
+                        if sk.as_str().is_some_and(|s| {
+                            ["delete", "maintenance", "redirect", "filesystem"].contains(&s)
+                        }) {
+                            drop_nulls(sv);
+                        }
+                    }
+                }
+            }
+            Some("log") => {
+                if let Value::Mapping(m) = v {
+                    m.retain(|_, v| !v.is_null());
+                    for (lk, lv) in m.iter_mut() {
+                        if lk.as_str() != Some("fields") && lk.as_str() != Some("hooks") {
+                            drop_nulls(lv);
+                        }
+                    }
+                }
+            }
+            _ => drop_nulls(v),
+        }
+    }
+    Ok(())
+}
+
+/// Removes null-valued entries from every mapping under `v`.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => {
+            m.retain(|_, v| !v.is_null());
+            for (_, child) in m.iter_mut() {
+                drop_nulls(child);
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// `http.adr`-style path for a serde_ignored path (Option/newtype wrappers
+/// are invisible in YAML, so they are skipped).
+fn format_path(path: &serde_ignored::Path<'_>) -> String {
+    fn walk(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {
+        use serde_ignored::Path as P;
+        match path {
+            P::Root => {}
+            P::Seq { parent, index } => {
+                walk(parent, out);
+                out.push(index.to_string());
+            }
+            P::Map { parent, key } => {
+                walk(parent, out);
+                out.push(key.clone());
+            }
+            P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                walk(parent, out)
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    walk(path, &mut parts);
+    parts.join(".")
+}
+
+#[cfg(test)]
+mod tests;

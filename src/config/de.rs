@@ -1,0 +1,93 @@
+//! Lenient deserializers matching Go's YAML decoder, which turns any scalar
+//! into a string field (`secret: 12345`, or `REGISTRY_HTTP_SECRET=12345`
+//! parsed as a YAML number) and accepts negative ints where we use `usize`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A string that also accepts numbers and booleans, as Go's decoder does.
+pub struct LenientString(pub String);
+
+impl<'de> Deserialize<'de> for LenientString {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LenientString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LenientString(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LenientString(String::new()))
+            }
+        }
+        de.deserialize_any(V)
+    }
+}
+
+/// A list of strings that also accepts a single scalar as a one-item list.
+struct OneOrMany(Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Many(Vec<LenientString>),
+            One(LenientString),
+        }
+        // Untagged enums hide the inner error, so say what is expected.
+        match Either::deserialize(de) {
+            Ok(Either::Many(v)) => Ok(OneOrMany(v.into_iter().map(|s| s.0).collect())),
+            Ok(Either::One(s)) => Ok(OneOrMany(vec![s.0])),
+            Err(_) => Err(de::Error::custom(
+                "invalid type, expected a string or a list of strings",
+            )),
+        }
+    }
+}
+
+/// `deserialize_with` for `String` fields.
+pub fn string<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    LenientString::deserialize(de).map(|s| s.0)
+}
+
+/// `deserialize_with` for `Vec<String>` fields (a lone scalar is one item).
+pub fn string_vec<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    OneOrMany::deserialize(de).map(|v| v.0)
+}
+
+/// `deserialize_with` for `http.headers`: name → list of values.
+pub fn headers<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    let m: BTreeMap<String, OneOrMany> = BTreeMap::deserialize(de)?;
+    Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// `deserialize_with` for counts where Go uses `int` and treats `<= 0` as
+/// "use the default": negatives become 0 and the loader applies the default.
+pub fn count<'de, D: Deserializer<'de>>(de: D) -> Result<usize, D::Error> {
+    let v = i64::deserialize(de)?;
+    Ok(usize::try_from(v).unwrap_or(0))
+}

@@ -1,0 +1,155 @@
+//! Runs the built `berth` binary: version, `config check` and `config print`.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn berth(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(args);
+    // Start from a clean slate of REGISTRY_* so the host cannot leak in.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, yaml: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn version_prints_crate_version() {
+    let out = berth(&["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("berth {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn config_check_good_file_prints_effective_yaml_with_env_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "config.yml",
+        "version: 0.1\nlog:\n  fields:\n    service: registry\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n  adr: typo\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
+    );
+    let out = berth(
+        &["config", "check", &file],
+        &[
+            ("REGISTRY_HTTP_ADDR", "0.0.0.0:6000"),
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "true"),
+        ],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let printed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout).unwrap();
+    assert_eq!(printed["http"]["addr"].as_str(), Some("0.0.0.0:6000"));
+    assert_eq!(
+        printed["storage"]["delete"]["enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        printed["storage"]["filesystem"]["rootdirectory"].as_str(),
+        Some("/var/lib/registry")
+    );
+    assert!(
+        stderr.contains("unknown configuration key `http.adr`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_bad_file_fails_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "bad.yml",
+        "version: 0.1\nstorage:\n  inmemory:\n  delete:\n    enabled: maybe\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr
+            .contains("storage.delete.enabled: invalid type: string \"maybe\", expected a boolean"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_rejects_two_drivers_and_unsupported_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "c.yml", "version: 0.1\nstorage:\n  inmemory:\n");
+    let out = berth(
+        &["config", "check", &file],
+        &[("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "/x")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("filesystem, inmemory"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = berth(&["config", "check", &file], &[("REGISTRY_STORAGE", "s3")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("storage.s3"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn config_check_missing_file_fails() {
+    let out = berth(&["config", "check", "/nonexistent/berth.yml"], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent/berth.yml"));
+}
+
+#[test]
+fn config_print_without_file_shows_embedded_default() {
+    let out = berth(&["config", "print"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(printed["http"]["addr"].as_str(), Some("127.0.0.1:5000"));
+    assert_eq!(
+        printed["storage"]["filesystem"]["rootdirectory"].as_str(),
+        Some("./data")
+    );
+}
+
+#[test]
+fn config_print_uses_registry_configuration_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "c.yml", "version: 0.1\nstorage:\n  inmemory:\n");
+    let out = berth(
+        &["config", "print"],
+        &[("REGISTRY_CONFIGURATION_PATH", &file)],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text(&out.stdout)).unwrap();
+    assert!(printed["storage"]["inmemory"].is_mapping());
+}
+
+#[test]
+fn serve_rejects_bad_addr_flag_before_starting() {
+    let out = berth(&["serve", "--addr", "nonsense"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("http.addr"),
+        "{}",
+        text(&out.stderr)
+    );
+}
