@@ -233,10 +233,9 @@ impl OciLayout {
 /// Reads `index.json` of an OCI layout written by a client and returns the
 /// descriptor tagged `tag`.
 pub fn oci_layout_ref(dir: &Path, tag: &str) -> Desc {
-    let index: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("index.json")).expect("read index.json"),
-    )
-    .expect("index.json is JSON");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("read index.json"))
+            .expect("index.json is JSON");
     let m = index["manifests"]
         .as_array()
         .expect("manifests")
@@ -307,8 +306,12 @@ pub fn write_docker_archive(path: &Path, repo_tag: &str, layers: &[Vec<Entry>]) 
         .expect("tar config");
     for (name, p) in &members {
         let len = std::fs::metadata(p).expect("layer size").len();
-        tar.append(name, len, BufReader::new(File::open(p).expect("open layer")))
-            .expect("tar layer");
+        tar.append(
+            name,
+            len,
+            BufReader::new(File::open(p).expect("open layer")),
+        )
+        .expect("tar layer");
     }
     tar.append("manifest.json", manifest.len() as u64, manifest.as_slice())
         .expect("tar manifest");

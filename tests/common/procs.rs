@@ -96,7 +96,11 @@ pub fn run(cmd: &mut Command) -> String {
         out.status
     );
     if started.elapsed() > Duration::from_secs(5) {
-        eprintln!("  ({:.1}s) {}", started.elapsed().as_secs_f64(), describe(cmd));
+        eprintln!(
+            "  ({:.1}s) {}",
+            started.elapsed().as_secs_f64(),
+            describe(cmd)
+        );
     }
     stdout
 }
@@ -118,6 +122,20 @@ pub fn run_fails(cmd: &mut Command) -> String {
 }
 
 // ---------------------------------------------------------------- processes
+
+/// A command for a background process: when `setpriv` (util-linux) is
+/// there, the process also gets SIGTERM if the test thread that started it
+/// dies without running its guard's drop (test binary killed, Ctrl-C).
+pub fn daemon_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match find_tool("setpriv") {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "TERM", "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
 
 /// A background process in its own process group, stopped on drop. Its
 /// stdout and stderr go to `log`; when the test is panicking the tail of the
@@ -226,7 +244,10 @@ pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool
         if ready() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -310,7 +331,7 @@ impl Registry {
         let log = conf.path().join("registry.log");
         let cmd = match server {
             Server::Berth => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+                let mut c = daemon_command(env!("CARGO_BIN_EXE_berth"));
                 c.arg("serve");
                 if opts.delete_enabled {
                     c.arg("--config").arg(&config);
@@ -322,7 +343,7 @@ impl Registry {
                 c
             }
             Server::Distribution => {
-                let mut c = Command::new(find_tool("docker-registry").expect("docker-registry"));
+                let mut c = daemon_command(find_tool("docker-registry").expect("docker-registry"));
                 // AWS_CA_BUNDLE set to a PEM bundle makes 2.8.2 panic at start.
                 c.env_remove("AWS_CA_BUNDLE").arg("serve").arg(&config);
                 c
@@ -384,10 +405,15 @@ impl Dockerd {
         }
         std::fs::write(d.join("daemon.json"), "{}").expect("write daemon.json");
         let sock = d.join("docker.sock");
-        let mut cmd = Command::new(find_tool("dockerd").expect("dockerd"));
+        let mut cmd = daemon_command(find_tool("dockerd").expect("dockerd"));
         cmd.arg("--config-file")
             .arg(d.join("daemon.json"))
-            .args(["--storage-driver", "vfs", "--iptables=false", "--bridge=none"])
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--bridge=none",
+            ])
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
@@ -398,12 +424,20 @@ impl Dockerd {
             .arg(d.join("docker.pid"));
         let proc = Proc::spawn("dockerd", cmd, &d.join("dockerd.log"));
         let mut dockerd = Dockerd { proc, sock, dir };
-        wait_until("dockerd to answer `docker info`", Duration::from_secs(60), || {
-            dockerd.proc.assert_running();
-            output(dockerd.docker().args(["info", "--format", "{{.ServerVersion}}"]))
+        wait_until(
+            "dockerd to answer `docker info`",
+            Duration::from_secs(60),
+            || {
+                dockerd.proc.assert_running();
+                output(
+                    dockerd
+                        .docker()
+                        .args(["info", "--format", "{{.ServerVersion}}"]),
+                )
                 .status
                 .success()
-        });
+            },
+        );
         dockerd
     }
 

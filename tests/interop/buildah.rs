@@ -40,11 +40,22 @@ fn buildah_multi_arch_manifest_list() {
         let ctr = buildah(&dir, &["from", "scratch"]);
         let file = s.tmp.path().join(format!("platform-{arch}.txt"));
         std::fs::write(&file, format!("built for linux/{arch} {stamp}\n")).unwrap();
-        buildah(&dir, &["copy", &ctr, file.to_str().unwrap(), "/platform.txt"]);
+        buildah(
+            &dir,
+            &["copy", &ctr, file.to_str().unwrap(), "/platform.txt"],
+        );
         buildah(&dir, &["config", "--arch", arch, "--os", "linux", &ctr]);
         let image = format!("localhost/berth-multi-{arch}:latest");
         buildah(&dir, &["commit", "--rm", &ctr, &image]);
-        buildah(&dir, &["manifest", "add", list, &format!("containers-storage:{image}")]);
+        buildah(
+            &dir,
+            &[
+                "manifest",
+                "add",
+                list,
+                &format!("containers-storage:{image}"),
+            ],
+        );
     }
     let digest_file = s.tmp.path().join("digest");
     buildah(

@@ -107,7 +107,11 @@ fn handoff(first: Server, second: Server) {
     for p in &pushed {
         let _ = crate::procs::output(dk.docker().args(["rmi", "-f", &p.id]));
     }
-    assert_eq!(dk.run(&["images", "-aq"]).trim(), "", "daemon still has images");
+    assert_eq!(
+        dk.run(&["images", "-aq"]).trim(),
+        "",
+        "daemon still has images"
+    );
 
     let reg = Registry::start(second, &root, opts);
     let host = reg.host();
@@ -123,9 +127,16 @@ fn handoff(first: Server, second: Server) {
 
     for p in &pushed {
         let image = format!("{host}/{}:{}", p.repo, p.tag);
-        let head = http("HEAD", &reg.url(&format!("/v2/{}/manifests/{}", p.repo, p.tag))).unwrap();
+        let head = http(
+            "HEAD",
+            &reg.url(&format!("/v2/{}/manifests/{}", p.repo, p.tag)),
+        )
+        .unwrap();
         assert_eq!(head.status, 200, "HEAD {image}");
-        assert_eq!(head.header("Docker-Content-Digest"), Some(p.digest.as_str()));
+        assert_eq!(
+            head.header("Docker-Content-Digest"),
+            Some(p.digest.as_str())
+        );
         let out = dk.run(&["pull", &image]);
         assert!(out.contains(&p.digest), "pull {image}:\n{out}");
         assert_eq!(dk.inspect(&image, "{{.Id}}"), p.id, "image ID of {image}");

@@ -45,7 +45,11 @@ fn docker_push_pull_round_trip() {
     // By digest too, after removing the image again.
     dk.run(&["rmi", "-f", &id]);
     dk.run(&["pull", &want]);
-    assert_eq!(dk.inspect(&want, "{{.Id}}"), id, "image ID after pull by digest");
+    assert_eq!(
+        dk.inspect(&want, "{{.Id}}"),
+        id,
+        "image ID after pull by digest"
+    );
 }
 
 #[test]
@@ -68,7 +72,11 @@ fn docker_large_multi_layer_image() {
     );
     dk.run(&["load", "-i", archive.to_str().unwrap()]);
     std::fs::remove_file(&archive).unwrap();
-    assert_eq!(dk.inspect(&image, "{{.Id}}"), img.image_id, "loaded image ID");
+    assert_eq!(
+        dk.inspect(&image, "{{.Id}}"),
+        img.image_id,
+        "loaded image ID"
+    );
     let layers = dk.inspect(&image, "{{json .RootFS.Layers}}");
     let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
     assert_eq!(layers, img.diff_ids, "loaded layers");
@@ -83,16 +91,26 @@ fn docker_large_multi_layer_image() {
         .map(|l| l["size"].as_u64().unwrap())
         .max()
         .unwrap();
-    assert!(biggest > 100 * MIB, "largest pushed layer is {biggest} bytes");
+    assert!(
+        biggest > 100 * MIB,
+        "largest pushed layer is {biggest} bytes"
+    );
 
     dk.run(&["rmi", "-f", &img.image_id]);
     dk.run(&["pull", &image]);
-    assert_eq!(dk.inspect(&image, "{{.Id}}"), img.image_id, "pulled image ID");
+    assert_eq!(
+        dk.inspect(&image, "{{.Id}}"),
+        img.image_id,
+        "pulled image ID"
+    );
     let pulled: Vec<String> =
         serde_json::from_str(&dk.inspect(&image, "{{json .RootFS.Layers}}")).unwrap();
     assert_eq!(pulled, img.diff_ids, "pulled layer diff IDs");
     let repo_digests = dk.inspect(&image, "{{json .RepoDigests}}");
-    assert!(repo_digests.contains(&digest), "{repo_digests} lacks {digest}");
+    assert!(
+        repo_digests.contains(&digest),
+        "{repo_digests} lacks {digest}"
+    );
 }
 
 #[test]
@@ -105,7 +123,10 @@ fn docker_cross_repo_mount() {
     let dst = format!("{}/mount/dst:1", s.reg.host());
     dk.run(&["import", rootfs.to_str().unwrap(), &src]);
     let (d1, out1) = dk.push(&src);
-    assert!(!out1.contains("Mounted from"), "first push mounted:\n{out1}");
+    assert!(
+        !out1.contains("Mounted from"),
+        "first push mounted:\n{out1}"
+    );
 
     dk.run(&["tag", &src, &dst]);
     let (d2, out2) = dk.push(&dst);

@@ -66,7 +66,10 @@ fn podman_push_pull_round_trip() {
 
     podman(&dir, &["pull", "--tls-verify=false", &image]);
     assert_eq!(
-        podman(&dir, &["image", "inspect", "--format", "{{.Digest}}", &image]),
+        podman(
+            &dir,
+            &["image", "inspect", "--format", "{{.Digest}}", &image]
+        ),
         digest,
         "digest of the pulled image"
     );
@@ -80,7 +83,10 @@ fn podman_push_pull_round_trip() {
     podman(&dir, &["rmi", "-f", &id]);
     podman(&dir, &["pull", "--tls-verify=false", &by_digest]);
     assert_eq!(
-        podman(&dir, &["image", "inspect", "--format", "{{.Id}}", &by_digest]),
+        podman(
+            &dir,
+            &["image", "inspect", "--format", "{{.Id}}", &by_digest]
+        ),
         id
     );
 }

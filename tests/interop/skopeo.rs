@@ -115,7 +115,11 @@ fn skopeo_copy_inspect_list_tags_delete() {
         &format!("docker://{host}/sk/img:v1"),
     ]);
     for reference in ["v1", "v2", digest.as_str()] {
-        let r = http("HEAD", &s.reg.url(&format!("/v2/sk/img/manifests/{reference}"))).unwrap();
+        let r = http(
+            "HEAD",
+            &s.reg.url(&format!("/v2/sk/img/manifests/{reference}")),
+        )
+        .unwrap();
         assert_eq!(r.status, 404, "HEAD manifest {reference} after delete");
     }
     run_fails(Command::new("skopeo").args([
