@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# THE test command (CI runs it through .ci/run): formatting, lints, then
-# every test target, including the real-client interop tests.
+# THE test command (CI runs it through .ci/run): installs missing test tools
+# (scripts/install-test-deps.sh; BERTH_SKIP_INSTALL=1 skips that), then
+# formatting, lints, and every test target, including the real-client
+# interop tests.
 #
 #   scripts/test.sh                  # everything
 #   scripts/test.sh --test interop   # args replace `--all-targets` in `cargo test`
@@ -8,6 +10,10 @@
 # CI=true turns a missing client tool into a test failure instead of a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${BERTH_SKIP_INSTALL:-}" != 1 ]; then
+  bash scripts/install-test-deps.sh
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
