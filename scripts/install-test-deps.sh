@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what berth's tests need on Debian 12: the real clients and
+# distribution 2.8.2 used by tests/interop.rs. Tools already present are not
+# reinstalled, so a warm machine returns at once. Needs root (or sudo).
+set -euo pipefail
+
+# tool -> Debian package
+declare -A PKG=(
+  [docker]=docker.io
+  [dockerd]=docker.io
+  [skopeo]=skopeo
+  [podman]=podman
+  [buildah]=buildah
+  [umoci]=umoci
+  [docker-registry]=docker-registry
+  [tar]=tar
+)
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+
+missing=()
+for tool in "${!PKG[@]}"; do
+  have "$tool" || missing+=("${PKG[$tool]}")
+done
+# Unique, stable order.
+mapfile -t missing < <(printf '%s\n' "${missing[@]+"${missing[@]}"}" | sed '/^$/d' | sort -u)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-test-deps: all test tools present"
+else
+  echo "install-test-deps: installing ${missing[*]}"
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      SUDO=(sudo)
+    elif [ "${CI:-}" = true ]; then
+      echo "install-test-deps: not root and no sudo; cannot install ${missing[*]}" >&2
+      exit 1
+    else
+      echo "install-test-deps: not root and no sudo; tests needing ${missing[*]} will be skipped" >&2
+      exit 0
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" </dev/null
+fi
+
+# The Rust side: fmt and clippy ship with the toolchain on these machines;
+# try rustup when one is missing, and say so if that cannot work.
+for pair in rustfmt:fmt clippy:clippy; do
+  comp=${pair%%:*} sub=${pair#*:}
+  if ! cargo "$sub" --version >/dev/null 2>&1; then
+    echo "install-test-deps: cargo $sub is missing; trying rustup component add $comp" >&2
+    if ! { command -v rustup >/dev/null 2>&1 && rustup component add "$comp"; }; then
+      echo "install-test-deps: could not add $comp; scripts/test.sh will fail at cargo $sub" >&2
+    fi
+  fi
+done

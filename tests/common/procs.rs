@@ -1,0 +1,619 @@
+//! Process plumbing for tests that drive real servers and real clients:
+//! tool checks, kill-on-drop guards, free ports, readiness waits, a private
+//! dockerd, registries under test (berth or distribution), random tarballs.
+//!
+//! Every process started here is put in its own process group and the whole
+//! group is stopped on drop (SIGTERM, then SIGKILL), so a failing test leaves
+//! nothing running.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------- tools
+
+/// Full path of `name` on `PATH` (plus the sbin directories, for dockerd).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// True when running under CI (`CI=true`), where missing tools are failures.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Returns true when every tool is installed. When one is missing: panics
+/// under `CI=true` (the test fails), otherwise prints a note and returns
+/// false so the caller can `return` (the test is skipped).
+pub fn require_tools(names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| find_tool(n).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if in_ci() {
+        panic!(
+            "required tool(s) missing: {} (CI=true; run scripts/install-test-deps.sh)",
+            missing.join(", ")
+        );
+    }
+    eprintln!(
+        "SKIPPED: required tool(s) missing: {} (install with scripts/install-test-deps.sh; under CI=true this fails)",
+        missing.join(", ")
+    );
+    false
+}
+
+/// Single-tool form of [`require_tools`].
+pub fn require_tool(name: &str) -> bool {
+    require_tools(&[name])
+}
+
+// ---------------------------------------------------------------- commands
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs a command to completion (stdin closed) and returns its output,
+/// whatever its exit status.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", describe(cmd)))
+}
+
+/// Runs a command, panics with its output unless it succeeds, returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let started = Instant::now();
+    let out = output(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "`{}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        describe(cmd),
+        out.status
+    );
+    if started.elapsed() > Duration::from_secs(5) {
+        eprintln!(
+            "  ({:.1}s) {}",
+            started.elapsed().as_secs_f64(),
+            describe(cmd)
+        );
+    }
+    stdout
+}
+
+/// Runs a command that is expected to fail; returns stdout+stderr.
+pub fn run_fails(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "`{}` succeeded but should have failed:\n{text}",
+        describe(cmd)
+    );
+    text
+}
+
+// ---------------------------------------------------------------- processes
+
+/// A command for a background process: when `setpriv` (util-linux) is
+/// there, the process also gets SIGTERM if the test thread that started it
+/// dies without running its guard's drop (test binary killed, Ctrl-C).
+pub fn daemon_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match find_tool("setpriv") {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "TERM", "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A background process in its own process group, stopped on drop. Its
+/// stdout and stderr go to `log`; when the test is panicking the tail of the
+/// log is printed to help diagnose.
+pub struct Proc {
+    name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdin closed and output appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = File::create(log).expect("create log file");
+        let err = out.try_clone().expect("dup log file");
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} (`{}`): {e}", describe(&cmd)));
+        Proc {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Panics (with the log) if the process has already exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited early ({status}); log:\n{}",
+                self.name,
+                self.log_tail(60)
+            );
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn signal_group(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args(["-s", sig, "--", &format!("-{}", self.child.id())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Stops the process group: SIGTERM, up to `grace` to exit, then SIGKILL.
+    pub fn stop(&mut self, grace: Duration) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            // Leader gone; still sweep the group for stragglers.
+            self.signal_group("KILL");
+            return;
+        }
+        self.signal_group("TERM");
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                self.signal_group("KILL");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal_group("KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- last lines of {} log ({}):\n{}\n----",
+                self.name,
+                self.log.display(),
+                self.log_tail(40)
+            );
+        }
+        self.stop(Duration::from_secs(15));
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `ready` every 100 ms until it returns true; panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A scratch directory under /tmp (short paths: unix sockets live there).
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("create temp dir")
+}
+
+// ---------------------------------------------------------------- registries
+
+/// Which registry implementation serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// This crate's `berth serve`.
+    Berth,
+    /// CNCF distribution 2.8.2 (`docker-registry` from Debian).
+    Distribution,
+}
+
+impl Server {
+    /// The registry the client tests target: berth, unless
+    /// `BERTH_INTEROP_SERVER=distribution` (used to validate the tests
+    /// themselves against the reference implementation).
+    pub fn under_test() -> Server {
+        match std::env::var("BERTH_INTEROP_SERVER").as_deref() {
+            Ok("distribution") => Server::Distribution,
+            Ok("berth") | Err(_) => Server::Berth,
+            Ok(other) => panic!("BERTH_INTEROP_SERVER={other}: expected berth or distribution"),
+        }
+    }
+
+    /// Tools this server needs on the machine.
+    pub fn tools(self) -> &'static [&'static str] {
+        match self {
+            Server::Berth => &[],
+            Server::Distribution => &["docker-registry"],
+        }
+    }
+}
+
+/// How to start a registry.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryOpts {
+    /// Pass a YAML config file with `storage.delete.enabled: true` (berth is
+    /// otherwise started with `--addr`/`--root` flags only).
+    pub delete_enabled: bool,
+}
+
+/// A running registry on 127.0.0.1, stopped on drop (its storage is not
+/// removed: it belongs to the caller).
+pub struct Registry {
+    pub server: Server,
+    pub port: u16,
+    pub root: PathBuf,
+    proc: Proc,
+    _conf: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts `server` on a free port with filesystem storage at `root`,
+    /// waiting until `GET /v2/` answers 200.
+    pub fn start(server: Server, root: &Path, opts: RegistryOpts) -> Registry {
+        let conf = tempdir("berth-reg-");
+        let port = free_port();
+        let config = conf.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: {del}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                root = root.display(),
+                del = opts.delete_enabled
+            ),
+        )
+        .expect("write registry config");
+        let log = conf.path().join("registry.log");
+        let cmd = match server {
+            Server::Berth => {
+                let mut c = daemon_command(env!("CARGO_BIN_EXE_berth"));
+                c.arg("serve");
+                if opts.delete_enabled {
+                    c.arg("--config").arg(&config);
+                } else {
+                    c.args(["--addr", &format!("127.0.0.1:{port}")])
+                        .arg("--root")
+                        .arg(root);
+                }
+                c
+            }
+            Server::Distribution => {
+                let mut c = daemon_command(find_tool("docker-registry").expect("docker-registry"));
+                // AWS_CA_BUNDLE set to a PEM bundle makes 2.8.2 panic at start.
+                c.env_remove("AWS_CA_BUNDLE").arg("serve").arg(&config);
+                c
+            }
+        };
+        let mut proc = Proc::spawn(&format!("{server:?} registry"), cmd, &log);
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        wait_until(
+            &format!("{server:?} to answer GET /v2/"),
+            Duration::from_secs(30),
+            || {
+                proc.assert_running();
+                crate::clients::http("GET", &url).is_ok_and(|r| r.status == 200)
+            },
+        );
+        Registry {
+            server,
+            port,
+            root: root.to_path_buf(),
+            proc,
+            _conf: conf,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Stops the server now (its storage stays).
+    pub fn stop(mut self) {
+        self.proc.stop(Duration::from_secs(10));
+    }
+}
+
+// ---------------------------------------------------------------- dockerd
+
+/// A private docker daemon (vfs storage, no networking) for push and pull,
+/// with its own data/exec roots and socket; stopped and removed on drop.
+pub struct Dockerd {
+    proc: Proc,
+    sock: PathBuf,
+    // Dropped after `proc` (declaration order): the daemon is gone before
+    // its directories are removed.
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    pub fn start() -> Dockerd {
+        let dir = tempdir("berth-dkd-");
+        let d = dir.path();
+        for sub in ["data", "exec", "cli"] {
+            std::fs::create_dir(d.join(sub)).expect("mkdir");
+        }
+        std::fs::write(d.join("daemon.json"), "{}").expect("write daemon.json");
+        let sock = d.join("docker.sock");
+        let mut cmd = daemon_command(find_tool("dockerd").expect("dockerd"));
+        cmd.arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--bridge=none",
+            ])
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"));
+        let proc = Proc::spawn("dockerd", cmd, &d.join("dockerd.log"));
+        let mut dockerd = Dockerd { proc, sock, dir };
+        wait_until(
+            "dockerd to answer `docker info`",
+            Duration::from_secs(60),
+            || {
+                dockerd.proc.assert_running();
+                output(
+                    dockerd
+                        .docker()
+                        .args(["info", "--format", "{{.ServerVersion}}"]),
+                )
+                .status
+                .success()
+            },
+        );
+        dockerd
+    }
+
+    /// A `docker` CLI command talking to this daemon (with a private
+    /// client config directory).
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new(find_tool("docker").expect("docker"));
+        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// Runs `docker ARGS`, asserting success; returns stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        run(self.docker().args(args))
+    }
+
+    /// `docker image inspect -f FORMAT IMAGE`, trimmed.
+    pub fn inspect(&self, image: &str, format: &str) -> String {
+        self.run(&["image", "inspect", "-f", format, image])
+            .trim()
+            .to_string()
+    }
+
+    /// Pushes and returns (digest printed by docker, full output).
+    pub fn push(&self, image: &str) -> (String, String) {
+        let out = self.run(&["push", image]);
+        let digest = out
+            .lines()
+            .find_map(|l| {
+                let rest = &l[l.find("digest: ")? + "digest: ".len()..];
+                Some(rest.split_whitespace().next()?.to_string())
+            })
+            .unwrap_or_else(|| panic!("no digest in docker push output:\n{out}"));
+        (digest, out)
+    }
+}
+
+// ---------------------------------------------------------------- tarballs
+
+/// `len` random (incompressible) bytes, from the kernel's generator (fast
+/// even in unoptimised test builds).
+pub fn random_reader(len: u64) -> impl Read {
+    File::open("/dev/urandom")
+        .expect("open /dev/urandom")
+        .take(len)
+}
+
+/// `len` random bytes in memory.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    random_reader(len as u64)
+        .read_to_end(&mut v)
+        .expect("read /dev/urandom");
+    v
+}
+
+/// A writer that passes bytes through and hashes them (sha256).
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// (`sha256:HEX`, length, inner writer).
+    pub fn finish(self) -> (String, u64, W) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            self.len,
+            self.inner,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A minimal ustar writer: regular files only (enough for image layers).
+pub struct TarWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TarWriter<W> {
+    pub fn new(out: W) -> Self {
+        TarWriter { out }
+    }
+
+    /// Appends a regular file (mode 0644) of `size` bytes read from `data`.
+    pub fn append(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
+        assert!(name.len() < 100, "tar name too long: {name}");
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        let mut field = |at: usize, width: usize, value: u64| {
+            let s = format!("{value:0w$o}\0", w = width - 1);
+            h[at..at + width].copy_from_slice(s.as_bytes());
+        };
+        field(100, 8, 0o644); // mode
+        field(108, 8, 0); // uid
+        field(116, 8, 0); // gid
+        field(124, 12, size);
+        field(136, 12, 1_600_000_000); // mtime
+        h[156] = b'0'; // regular file
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+        let s = format!("{sum:06o}\0 ");
+        h[148..156].copy_from_slice(s.as_bytes());
+        self.out.write_all(&h)?;
+        let copied = io::copy(&mut data.take(size), &mut self.out)?;
+        assert_eq!(copied, size, "short tar member {name}");
+        let pad = (512 - (size % 512) as usize) % 512;
+        self.out.write_all(&vec![0u8; pad])
+    }
+
+    /// Writes the end-of-archive marker and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&[0u8; 1024])?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A file to put in a test tarball.
+pub enum Entry<'a> {
+    /// Random content of this many bytes.
+    Random(&'a str, u64),
+    /// Exactly these bytes.
+    Bytes(&'a str, &'a [u8]),
+}
+
+/// Writes an uncompressed tarball of `entries` to `path`; returns its
+/// digest (`sha256:HEX`, also the layer's diff ID) and size.
+pub fn write_tar(path: &Path, entries: &[Entry]) -> (String, u64) {
+    let file = io::BufWriter::new(File::create(path).expect("create tar"));
+    let mut tar = TarWriter::new(HashingWriter::new(file));
+    for e in entries {
+        match e {
+            Entry::Random(name, size) => tar.append(name, *size, random_reader(*size)),
+            Entry::Bytes(name, data) => tar.append(name, data.len() as u64, *data),
+        }
+        .expect("write tar member");
+    }
+    let (digest, len, file) = tar.finish().expect("finish tar").finish();
+    file.into_inner().expect("flush tar");
+    (digest, len)
+}
+
+/// sha256 of bytes as `sha256:HEX`.
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// sha256 of a file as `sha256:HEX`.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut f, &mut w).expect("hash file");
+    w.finish().0
+}
