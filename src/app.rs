@@ -42,7 +42,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         StorageDriverConfig::Filesystem { root } => format!("filesystem at {}", root.display()),
         StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;

@@ -96,18 +96,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = config.listen_addr()?;
     let driver = config.storage_driver()?;
 
+    refuse_unsafe(&config)?;
+
     init_tracing(&config.log)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    tracing::info!(
+    tracing::debug!(
         config = %path.as_deref().map_or_else(|| "embedded default".into(), |p| p.display().to_string()),
         addr = %listen,
         storage = ?driver,
-        "starting berth {}",
-        env!("CARGO_PKG_VERSION")
+        "configuration loaded"
     );
     crate::app::serve(config).await
+}
+
+/// Refuses to start when the config asks for protection berth does not give
+/// yet (authentication, TLS): serving such a registry open and in plain HTTP
+/// would silently expose what the operator meant to protect.
+fn refuse_unsafe(config: &Config) -> anyhow::Result<()> {
+    if let Some(auth) = &config.auth {
+        let scheme = auth
+            .as_mapping()
+            .and_then(|m| m.keys().next())
+            .and_then(serde_yaml_ng::Value::as_str)
+            .or_else(|| auth.as_str())
+            .unwrap_or("?");
+        anyhow::bail!(
+            "auth.{scheme} is configured, but this version of berth does not implement \
+             authentication yet; refusing to serve the registry unauthenticated. Remove the \
+             auth section (or REGISTRY_AUTH) to serve without authentication"
+        );
+    }
+    if !config.http.tls.certificate.is_empty() {
+        anyhow::bail!(
+            "http.tls.certificate is configured, but this version of berth does not serve TLS \
+             yet; refusing to serve plain HTTP where TLS was asked for. Remove the http.tls \
+             section to serve plain HTTP, or terminate TLS in a proxy in front of berth"
+        );
+    }
+    Ok(())
 }
 
 /// `berth config check FILE`.
@@ -168,7 +196,8 @@ pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match log.formatter.as_str() {
         "json" | "logstash" => builder.json().try_init(),
         _ => builder.try_init(),

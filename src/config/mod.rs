@@ -821,7 +821,7 @@ impl Config {
                 .unwrap_or("?");
             w.push(format!(
                 "auth.{scheme} is configured but berth does not implement authentication yet: \
-                 requests will NOT be authenticated"
+                 `berth serve` refuses to start with it"
             ));
         }
         let sections: [(&str, bool); 10] = [
