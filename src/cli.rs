@@ -115,13 +115,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// yet (authentication, TLS): serving such a registry open and in plain HTTP
 /// would silently expose what the operator meant to protect.
 fn refuse_unsafe(config: &Config) -> anyhow::Result<()> {
-    if let Some(auth) = &config.auth {
-        let scheme = auth
-            .as_mapping()
-            .and_then(|m| m.keys().next())
-            .and_then(serde_yaml_ng::Value::as_str)
-            .or_else(|| auth.as_str())
-            .unwrap_or("?");
+    if let Some(scheme) = config
+        .auth
+        .as_ref()
+        .and_then(|a| a.scheme())
+        .filter(|s| *s != "none")
+    {
         anyhow::bail!(
             "auth.{scheme} is configured, but this version of berth does not implement \
              authentication yet; refusing to serve the registry unauthenticated. Remove the \

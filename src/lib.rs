@@ -4,6 +4,7 @@
 //! Layers, one direction only: `http` -> `registry` -> `storage`.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

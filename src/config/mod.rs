@@ -6,6 +6,7 @@
 //! [`Config::validate`], [`Config::listen_addr`], [`Config::storage_driver`].
 //! See `docs/configuration.md` for the reference.
 
+pub mod auth;
 mod de;
 pub mod duration;
 pub mod env;
@@ -34,9 +35,12 @@ pub struct Config {
     pub http: HttpConfig,
     /// Catalog and tag-list paging limits.
     pub catalog: CatalogConfig,
-    /// `auth:` (silly/token/htpasswd); accepted, not implemented yet.
+    /// `auth:` (htpasswd, token; silly refused).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<Value>,
+    pub auth: Option<auth::AuthConfig>,
+    /// `access:` (berth extension): access policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<auth::AccessConfig>,
     /// `notifications:`; accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Value>,
@@ -72,6 +76,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             catalog: CatalogConfig::default(),
             auth: None,
+            access: None,
             notifications: None,
             redis: None,
             health: None,
@@ -813,17 +818,6 @@ impl Config {
     /// registry:2 config does not silently lose behaviour.
     fn unimplemented_warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if let Some(auth) = &self.auth {
-            let scheme = auth
-                .as_mapping()
-                .and_then(|m| m.keys().next())
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            w.push(format!(
-                "auth.{scheme} is configured but berth does not implement authentication yet: \
-                 `berth serve` refuses to start with it"
-            ));
-        }
         let sections: [(&str, bool); 10] = [
             ("notifications", self.notifications.is_some()),
             ("redis", self.redis.is_some()),

@@ -5,6 +5,7 @@
 
 use axum::http::Method;
 
+pub use crate::auth::Action;
 use crate::error::{ApiError, ErrorCode};
 use crate::oci::digest::{Digest, DigestError};
 use crate::oci::name::{NameError, Reference, RepoName, UploadId};
@@ -54,14 +55,6 @@ pub enum Endpoint {
     DeleteUpload { name: RepoName, id: UploadId },
     /// `GET /v2/<name>/referrers/<digest>`.
     Referrers { name: RepoName, digest: Digest },
-}
-
-/// What an endpoint does to a repository, for authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
 }
 
 impl Endpoint {
