@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on Debian 12: the real clients and
-# distribution 2.8.2 used by tests/interop.rs. Tools already present are not
+# distribution 2.8.2 used by tests/interop.rs, Apache htpasswd for
+# tests/htpasswd_cli.rs. Tools already present are not
 # reinstalled, so a warm machine returns at once. Needs root (or sudo).
 set -euo pipefail
 
@@ -14,6 +15,7 @@ declare -A PKG=(
   [umoci]=umoci
   [docker-registry]=docker-registry
   [tar]=tar
+  [htpasswd]=apache2-utils
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
