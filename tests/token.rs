@@ -291,6 +291,28 @@ fn signing_key_is_persisted_with_mode_0600() {
 }
 
 #[test]
+fn concurrent_first_starts_agree_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TokenAuthConfig {
+        signingkey: dir
+            .path()
+            .join("k/token.key")
+            .to_string_lossy()
+            .into_owned(),
+        ..Default::default()
+    };
+    let kids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| TokenIssuer::from_config(&cfg).unwrap().key_id().to_string()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+    let names = std::fs::read_dir(dir.path().join("k")).unwrap().count();
+    assert_eq!(names, 1, "temporary files left behind");
+}
+
+#[test]
 fn unreadable_signing_key_is_a_config_error_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(&dir, "token.key", "not a key\n");

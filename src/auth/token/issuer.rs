@@ -279,22 +279,38 @@ fn load_or_create(path: &Path, rng: &SystemRandom) -> Result<SigningKey, String>
         Ok(data) => parse_pem(&data, rng),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let pkcs8 = generate_p256(rng).map_err(|e| e.to_string())?;
-            write_private(path, keys::pem_encode("PRIVATE KEY", &pkcs8).as_bytes())?;
-            parse_key(&[("PRIVATE KEY", &pkcs8)], rng)
+            let pem = keys::pem_encode("PRIVATE KEY", &pkcs8);
+            if write_private(path, pem.as_bytes(), rng)? {
+                parse_key(&[("PRIVATE KEY", &pkcs8)], rng)
+            } else {
+                // Another process (a replica sharing the file) was first:
+                // use its key so that both accept each other's tokens.
+                let data = std::fs::read(path).map_err(|e| e.to_string())?;
+                parse_pem(&data, rng)
+            }
         }
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// Writes a new key file readable by the owner only: created under a
-/// temporary name with mode 0600, then renamed into place, so a crash never
-/// leaves a half-written key and the key is never world-readable.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+/// Writes a new key file readable by the owner only: written under a
+/// temporary name with mode 0600, then linked into place, so a crash never
+/// leaves a half-written key, the key is never world-readable, and of
+/// several processes creating it at once exactly one wins. Returns false
+/// when the file appeared meanwhile (left as it is).
+fn write_private(path: &Path, data: &[u8], rng: &SystemRandom) -> Result<bool, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
+    let mut nonce = [0u8; 8];
+    rng.fill(&mut nonce)
+        .map_err(|_| "no randomness for a temporary name".to_string())?;
     let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    tmp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        hex::encode(nonce)
+    ));
     let tmp = std::path::PathBuf::from(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -303,15 +319,17 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let result = options
+    let written = options
         .open(&tmp)
-        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("writing new key: {e}"));
-    }
-    Ok(())
+        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()));
+    let result = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // Filesystems without hard links: rename (last writer wins).
+        Err(_) => std::fs::rename(&tmp, path).map(|()| true),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    result.map_err(|e| format!("writing new key: {e}"))
 }
 
 fn parse_pem(data: &[u8], rng: &SystemRandom) -> Result<SigningKey, String> {
