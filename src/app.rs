@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+use crate::auth::authenticator::Authenticator;
+use crate::auth::policy::Policy;
 use crate::config::{Config, StorageDriverConfig};
 use crate::http::{router, HttpState};
 use crate::registry::{Registry, RegistryOptions};
@@ -22,16 +24,22 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
 }
 
 /// The complete HTTP application over a given driver; tests call this with
-/// memory or temporary-directory drivers.
-pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> Router {
+/// memory or temporary-directory drivers. Fails on a bad `auth`/`access`
+/// section (files that cannot be read, unknown actions), naming the key.
+pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Result<Router> {
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
     };
+    let auth = Authenticator::from_config(config.auth.as_ref())?;
+    let policy =
+        Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let state = Arc::new(HttpState {
         registry: Registry::new(driver, options),
         config: Arc::new(config),
+        auth,
+        policy,
     });
-    router(state)
+    Ok(router(state))
 }
 
 /// Runs the registry server until Ctrl-C / SIGTERM, then drains connections.
@@ -56,11 +64,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              (http.tls.certificate/key) or each daemon lists it in insecure-registries"
         );
     }
-    let app = build_app(config, driver);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    let app = build_app(config, driver)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server error")?;
     tracing::info!("berth stopped");
     Ok(())
 }

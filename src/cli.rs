@@ -116,21 +116,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses to start when the config asks for protection berth does not give
-/// yet (authentication, TLS): serving such a registry open and in plain HTTP
-/// would silently expose what the operator meant to protect.
+/// yet (TLS): serving plain HTTP would silently expose what the operator
+/// meant to protect.
 fn refuse_unsafe(config: &Config) -> anyhow::Result<()> {
-    if let Some(scheme) = config
-        .auth
-        .as_ref()
-        .and_then(|a| a.scheme())
-        .filter(|s| *s != "none")
-    {
-        anyhow::bail!(
-            "auth.{scheme} is configured, but this version of berth does not implement \
-             authentication yet; refusing to serve the registry unauthenticated. Remove the \
-             auth section (or REGISTRY_AUTH) to serve without authentication"
-        );
-    }
     if !config.http.tls.certificate.is_empty() {
         anyhow::bail!(
             "http.tls.certificate is configured, but this version of berth does not serve TLS \
@@ -148,6 +136,9 @@ fn check(file: &Path) -> anyhow::Result<()> {
     // Beyond schema validity: could `berth serve` actually start with it?
     config.listen_addr()?;
     config.storage_driver()?;
+    let auth = crate::auth::authenticator::Authenticator::from_config(config.auth.as_ref())?;
+    crate::auth::policy::Policy::from_config(config.access.as_ref(), auth.enabled())
+        .map_err(anyhow::Error::msg)?;
     print!("{}", config.to_yaml()?);
     eprintln!("configuration {} is valid", file.display());
     Ok(())

@@ -14,6 +14,7 @@ mod clients;
 mod procs;
 
 mod interop {
+    mod auth;
     mod buildah;
     mod distribution;
     mod docker;

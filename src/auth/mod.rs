@@ -2,7 +2,9 @@
 //! tokens) and what they may do (access policies). Sits beside the registry:
 //! `http` asks `auth`, then calls `registry`; `auth` knows nothing of storage.
 
+pub mod authenticator;
 pub mod htpasswd;
+pub mod policy;
 pub mod ratelimit;
 pub mod token;
 

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderName, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use super::{form_pairs, HttpResult, HttpState, Req};
+use crate::auth::authenticator::Identity;
 use crate::error::{ApiError, ErrorCode};
 use crate::oci::digest::Digest;
 use crate::oci::manifest::{referrers_index, OCI_INDEX};
@@ -80,7 +81,16 @@ pub(super) async fn catalog(req: Req<'_>) -> HttpResult {
         Some(DEFAULT_CATALOG_PAGE.min(req.st.config.catalog.maxentries)),
     )?;
     let last = req.query("last");
-    let page = req.st.registry.catalog(n, last.as_deref()).await?;
+    let st = req.st;
+    let page = if st.policy.is_open() {
+        st.registry.catalog(n, last.as_deref(), |_| true).await?
+    } else {
+        st.registry
+            .catalog(n, last.as_deref(), |r| {
+                super::auth::can_list(st, req.identity, r)
+            })
+            .await?
+    };
     paged_response(
         "/v2/_catalog",
         "repositories",
@@ -132,7 +142,26 @@ pub(super) async fn referrers(req: Req<'_>, name: &RepoName, digest: &Digest) ->
 
 /// `GET /v1/search?q=&n=&page=`: the old registry search, so that
 /// `docker search HOST/term` works. Matches names containing the term.
-pub(super) async fn search(State(st): State<Arc<HttpState>>, uri: Uri) -> HttpResult {
+pub(super) async fn search(
+    State(st): State<Arc<HttpState>>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    search_inner(&st, &parts)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn search_inner(st: &HttpState, parts: &axum::http::request::Parts) -> HttpResult {
+    let uri = &parts.uri;
+    let anonymous = Identity::Anonymous;
+    let pre = Req {
+        st,
+        uri,
+        headers: &parts.headers,
+        identity: &anonymous,
+    };
+    let identity = super::auth::identify(pre, super::client_addr(&parts.extensions)).await?;
     let q = uri.query().unwrap_or("");
     let get = |k: &str| form_pairs(q).find(|(key, _)| key == k).map(|(_, v)| v);
     let query = get("q").unwrap_or_default();
@@ -147,7 +176,10 @@ pub(super) async fn search(State(st): State<Arc<HttpState>>, uri: Uri) -> HttpRe
         .unwrap_or(1);
     let term = query.to_lowercase();
     let mut names = st.registry.all_repositories().await?;
-    names.retain(|n| n.contains(term.as_str()));
+    names.retain(|n| {
+        n.contains(term.as_str())
+            && (st.policy.is_open() || super::auth::can_list(st, &identity, n))
+    });
     names.sort();
     let total = names.len();
     let results: Vec<serde_json::Value> = names

@@ -10,6 +10,11 @@ use axum::response::Response;
 
 use super::HttpState;
 
+/// The authenticated caller of a request, set by the dispatcher so the access
+/// log says who pushed or pulled what.
+#[derive(Clone)]
+pub struct CallerName(pub String);
+
 /// Adds `Docker-Distribution-API-Version` and the configured `http.headers`,
 /// and writes one access-log line per request unless disabled.
 pub async fn common_headers(
@@ -37,10 +42,16 @@ pub async fn common_headers(
         }
     }
     if !st.config.log.accesslog.disabled {
+        let user = resp
+            .extensions()
+            .get::<CallerName>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
         tracing::info!(
             target: "berth::access",
             %method,
             path,
+            user,
             status = resp.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );

@@ -1,12 +1,14 @@
 //! HTTP layer: parses requests, checks them, calls the registry layer and
 //! writes responses. It never touches a storage driver directly.
 
+mod auth;
 mod blobs;
 pub mod endpoint;
 mod errors;
 mod listing;
 mod manifests;
 mod middleware;
+mod token;
 mod uploads;
 
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use axum::routing::{any, get};
 use axum::Router;
 use futures::TryStreamExt;
 
+use crate::auth::authenticator::{Authenticator, Identity};
+use crate::auth::policy::Policy;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::registry::Registry;
@@ -28,6 +32,10 @@ use endpoint::Endpoint;
 pub struct HttpState {
     pub registry: Registry,
     pub config: Arc<Config>,
+    /// Checks who is calling.
+    pub auth: Authenticator,
+    /// Decides what callers may do.
+    pub policy: Policy,
 }
 
 /// Handler result: a response or a spec-format error.
@@ -36,12 +44,13 @@ pub type HttpResult = Result<Response, ApiError>;
 /// The whole HTTP surface of the registry.
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
-        .route("/v2", any(base))
-        .route("/v2/", any(base))
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/v1/_ping", get(ping))
         .route("/_ping", get(ping))
         .route("/v1/search", get(listing::search))
+        .route("/auth/token", get(token::token).post(token::token))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -82,31 +91,57 @@ async fn fallback() -> Response {
         .into_response()
 }
 
-/// One handler for everything under `/v2/<...>`: parse, check, dispatch.
-async fn dispatch(
-    State(st): State<Arc<HttpState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+/// One handler for everything under `/v2/<...>`: parse, authenticate,
+/// authorize, dispatch. The caller's name rides on the response for the
+/// access log.
+async fn dispatch(State(st): State<Arc<HttpState>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let client = client_addr(&parts.extensions);
+    let mut identity = Identity::Anonymous;
+    let result = handle(&st, &parts, body, client, &mut identity).await;
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(name) = identity.name() {
+        resp.extensions_mut()
+            .insert(middleware::CallerName(name.to_string()));
+    }
+    resp
+}
+
+async fn handle(
+    st: &HttpState,
+    parts: &axum::http::request::Parts,
     body: Body,
+    client: Option<std::net::IpAddr>,
+    identity: &mut Identity,
 ) -> HttpResult {
-    let path = uri
-        .path()
-        .strip_prefix("/v2/")
-        .ok_or_else(|| ApiError::new(ErrorCode::Unsupported).status(StatusCode::NOT_FOUND))?;
-    let endpoint = Endpoint::parse(&method, path)?;
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let path = match uri.path().strip_prefix("/v2") {
+        Some(rest) => rest.strip_prefix('/').unwrap_or(rest),
+        None => return Err(ApiError::new(ErrorCode::Unsupported).status(StatusCode::NOT_FOUND)),
+    };
+    let endpoint = Endpoint::parse(method, path)?;
+    let anonymous = Identity::Anonymous;
+    let pre = Req {
+        st,
+        uri,
+        headers,
+        identity: &anonymous,
+    };
+    *identity = auth::identify(pre, client).await?;
+    let req = Req {
+        st,
+        uri,
+        headers,
+        identity,
+    };
+    auth::authorize(req, &endpoint)?;
     if endpoint.is_write() && st.config.storage.maintenance.readonly.enabled {
         return Err(ApiError::new(ErrorCode::Unsupported)
             .message("the registry is in read-only mode: writes are disabled"));
     }
-    let req = Req {
-        st: &st,
-        uri: &uri,
-        headers: &headers,
-    };
     use Endpoint::*;
     match endpoint {
-        Base => base(method).await,
+        Base => base(method.clone()).await,
         Catalog => listing::catalog(req).await,
         TagsList { name } => listing::tags(req, &name).await,
         Referrers { name, digest } => listing::referrers(req, &name, &digest).await,
@@ -127,12 +162,20 @@ async fn dispatch(
     }
 }
 
+/// The peer address, when the server recorded it.
+fn client_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The parts of a request handlers read besides the endpoint itself.
 #[derive(Clone, Copy)]
 pub(crate) struct Req<'a> {
     pub st: &'a HttpState,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
+    /// Who is calling (anonymous until authenticated).
+    pub identity: &'a Identity,
 }
 
 impl Req<'_> {

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::endpoint::parse_digest;
 use super::{body_stream, HttpResult, Req};
+use crate::auth::Action;
 use crate::error::{ApiError, ErrorCode};
 use crate::oci::digest::Digest;
 use crate::oci::name::{RepoName, UploadId};
@@ -18,7 +19,15 @@ pub(super) async fn start(req: Req<'_>, name: &RepoName, body: Body) -> HttpResu
     let reg = &req.st.registry;
     if let Some(mount) = req.query("mount") {
         let digest = parse_digest(&mount)?;
-        let from = req.query("from").and_then(|f| f.parse::<RepoName>().ok());
+        // Mounting reads the source: without pull on it, no mount (a normal
+        // session starts instead, so nothing leaks across repositories).
+        let from = req
+            .query("from")
+            .and_then(|f| f.parse::<RepoName>().ok())
+            .filter(|f| {
+                super::auth::permissions(req.st, req.identity, f.as_str()).contains(Action::Pull)
+                    || req.st.policy.is_open()
+            });
         if let Some(from) = from {
             if let Some(info) = reg.mount_blob(name, &from, &digest).await? {
                 return Ok(created(req, name, &info));

@@ -105,13 +105,16 @@ impl Registry {
         Ok(found)
     }
 
-    /// One page of the catalog.
+    /// One page of the catalog, of the repositories `keep` accepts (the
+    /// caller's view: filtering comes before paging).
     pub async fn catalog(
         &self,
         n: Option<usize>,
         last: Option<&str>,
+        keep: impl Fn(&str) -> bool,
     ) -> RegistryResult<Page<String>> {
-        let all = self.all_repositories().await?;
+        let mut all = self.all_repositories().await?;
+        all.retain(|r| keep(r));
         let last = last.map(str::to_string);
         Ok(paginate(all, n, last.as_ref()))
     }

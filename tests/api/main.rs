@@ -2,6 +2,7 @@
 //! run against both the memory and the filesystem driver.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod blobs;
 mod listing;
 mod manifests;

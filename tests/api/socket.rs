@@ -18,7 +18,7 @@ async fn live() -> Live {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.storage.delete.enabled = true;
-    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path())));
+    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {

@@ -60,7 +60,7 @@ impl TestRegistry {
         configure(&mut cfg);
         let mem: Arc<dyn StorageDriver> = Arc::new(MemoryDriver::new());
         out.push(TestRegistry {
-            app: berth::app::build_app(cfg.clone(), mem),
+            app: berth::app::build_app(cfg.clone(), mem).expect("app"),
             root: None,
             kind: "memory",
             _dir: None,
@@ -68,12 +68,24 @@ impl TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let fs: Arc<dyn StorageDriver> = Arc::new(FilesystemDriver::new(dir.path()));
         out.push(TestRegistry {
-            app: berth::app::build_app(cfg, fs),
+            app: berth::app::build_app(cfg, fs).expect("app"),
             root: Some(dir.path().to_path_buf()),
             kind: "filesystem",
             _dir: Some(dir),
         });
         out
+    }
+
+    /// A memory-backed registry with `configure` applied (auth tests).
+    pub fn memory_with(configure: impl Fn(&mut Config)) -> TestRegistry {
+        let mut cfg = Config::default();
+        configure(&mut cfg);
+        TestRegistry {
+            app: berth::app::build_app(cfg, Arc::new(MemoryDriver::new())).expect("app"),
+            root: None,
+            kind: "memory",
+            _dir: None,
+        }
     }
 
     /// One registry per backend with deletes enabled.
@@ -91,7 +103,11 @@ impl TestRegistry {
         let mut b = Request::builder()
             .method(method)
             .uri(uri)
-            .header("host", "registry.test");
+            .header("host", "registry.test")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }

@@ -1,0 +1,255 @@
+//! Who is calling: checks the credentials of a request against the
+//! configured scheme (none, htpasswd, bearer tokens), with login throttling.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::htpasswd::HtpasswdFile;
+use super::ratelimit::LoginLimiter;
+use super::token::{TokenClaims, TokenIssuer, TokenVerifier};
+use super::Credentials;
+use crate::config::auth::AuthConfig;
+
+/// The caller, once credentials are checked.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// No credentials presented.
+    Anonymous,
+    /// A user who proved a password (htpasswd).
+    User(String),
+    /// A bearer token's verified claims.
+    Token(TokenClaims),
+}
+
+impl Identity {
+    /// The user or token subject, for logs; None when anonymous.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Identity::Anonymous => None,
+            Identity::User(u) => Some(u),
+            Identity::Token(c) if c.subject.is_empty() => None,
+            Identity::Token(c) => Some(&c.subject),
+        }
+    }
+}
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Wrong user or password, or a credential kind this scheme does not take.
+    BadCredentials,
+    /// Too many failures from this address; retry after the duration.
+    RateLimited(Duration),
+    /// The bearer token did not verify (the reason is for logs only).
+    InvalidToken(String),
+}
+
+/// A start-up error in the `auth` section, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct AuthSetupError {
+    pub key: String,
+    pub message: String,
+}
+
+fn setup_err(key: &str, message: impl std::fmt::Display) -> AuthSetupError {
+    AuthSetupError {
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// berth's own token server: the issuer and the users it knows.
+pub struct BuiltinIssuer {
+    pub issuer: TokenIssuer,
+    pub users: HtpasswdFile,
+}
+
+enum Scheme {
+    Open,
+    Htpasswd {
+        file: HtpasswdFile,
+        realm: String,
+    },
+    Token {
+        verifier: TokenVerifier,
+        realm: String,
+        service: String,
+        builtin: Option<Box<BuiltinIssuer>>,
+    },
+}
+
+/// Checks credentials for every request and for `/auth/token`.
+pub struct Authenticator {
+    scheme: Scheme,
+    limiter: LoginLimiter,
+}
+
+impl Authenticator {
+    /// Builds the configured scheme; files and keys are loaded now, so a bad
+    /// file fails start-up with a message naming the key.
+    pub fn from_config(cfg: Option<&AuthConfig>) -> Result<Authenticator, AuthSetupError> {
+        let scheme = match cfg {
+            None => Scheme::Open,
+            Some(a) if a.none.is_some() => Scheme::Open,
+            Some(a) if a.silly.is_some() => {
+                return Err(setup_err(
+                    "auth.silly",
+                    "the silly scheme lets anyone in; berth does not support it (use htpasswd or token)",
+                ))
+            }
+            Some(AuthConfig { htpasswd: Some(h), .. }) => {
+                if h.path.is_empty() {
+                    return Err(setup_err("auth.htpasswd.path", "the htpasswd file must be given"));
+                }
+                Scheme::Htpasswd {
+                    file: HtpasswdFile::open(&h.path).map_err(|e| setup_err("auth.htpasswd.path", e))?,
+                    realm: if h.realm.is_empty() { "berth".into() } else { h.realm.clone() },
+                }
+            }
+            Some(AuthConfig { token: Some(t), .. }) if t.builtin => {
+                if t.htpasswd.is_empty() {
+                    return Err(setup_err(
+                        "auth.token.htpasswd",
+                        "the built-in token issuer needs an htpasswd file of users",
+                    ));
+                }
+                let users = HtpasswdFile::open(&t.htpasswd).map_err(|e| setup_err("auth.token.htpasswd", e))?;
+                let issuer = TokenIssuer::from_config(t).map_err(|e| setup_err("auth.token", e))?;
+                Scheme::Token {
+                    verifier: issuer.verifier(),
+                    realm: t.realm.clone(),
+                    service: issuer.service().to_string(),
+                    builtin: Some(Box::new(BuiltinIssuer { issuer, users })),
+                }
+            }
+            Some(AuthConfig { token: Some(t), .. }) => {
+                if t.realm.is_empty() {
+                    return Err(setup_err("auth.token.realm", "the token server's URL must be given"));
+                }
+                if t.rootcertbundle.is_empty() && t.jwks.is_empty() {
+                    return Err(setup_err(
+                        "auth.token.rootcertbundle",
+                        "rootcertbundle or jwks must name the keys that sign tokens",
+                    ));
+                }
+                Scheme::Token {
+                    verifier: TokenVerifier::from_config(t).map_err(|e| setup_err("auth.token", e))?,
+                    realm: t.realm.clone(),
+                    service: t.service.clone(),
+                    builtin: None,
+                }
+            }
+            Some(_) => Scheme::Open,
+        };
+        Ok(Authenticator {
+            scheme,
+            limiter: LoginLimiter::default(),
+        })
+    }
+
+    /// True when requests must authenticate (any scheme but none).
+    pub fn enabled(&self) -> bool {
+        !matches!(self.scheme, Scheme::Open)
+    }
+
+    /// True for bearer-token schemes (challenges and insufficient-scope 401s).
+    pub fn is_token(&self) -> bool {
+        matches!(self.scheme, Scheme::Token { .. })
+    }
+
+    /// The built-in issuer, when berth serves `/auth/token`.
+    pub fn builtin(&self) -> Option<&BuiltinIssuer> {
+        match &self.scheme {
+            Scheme::Token { builtin, .. } => builtin.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Identifies a request's caller. No credentials means anonymous (the
+    /// policy decides what that may do); wrong credentials are an error.
+    pub async fn authenticate(
+        &self,
+        creds: &Credentials,
+        client: Option<IpAddr>,
+    ) -> Result<Identity, AuthFailure> {
+        match (&self.scheme, creds) {
+            (Scheme::Open, _) | (_, Credentials::None) => Ok(Identity::Anonymous),
+            (Scheme::Htpasswd { file, .. }, Credentials::Basic { user, password }) => {
+                self.check_password(file, user, password, client).await?;
+                Ok(Identity::User(user.clone()))
+            }
+            (
+                Scheme::Token {
+                    builtin: Some(b), ..
+                },
+                Credentials::Basic { user, password },
+            ) => {
+                self.check_password(&b.users, user, password, client)
+                    .await?;
+                Ok(Identity::User(user.clone()))
+            }
+            (Scheme::Token { verifier, .. }, Credentials::Bearer(token)) => verifier
+                .verify(token)
+                .map(Identity::Token)
+                .map_err(|e| AuthFailure::InvalidToken(e.to_string())),
+            _ => Err(AuthFailure::BadCredentials),
+        }
+    }
+
+    /// Checks a password with throttling per client address.
+    pub async fn check_password(
+        &self,
+        file: &HtpasswdFile,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), AuthFailure> {
+        if let Some(ip) = client {
+            self.limiter.check(ip).map_err(AuthFailure::RateLimited)?;
+        }
+        if file.verify(user, password).await {
+            if let Some(ip) = client {
+                self.limiter.record_success(ip);
+            }
+            Ok(())
+        } else {
+            if let Some(ip) = client {
+                self.limiter.record_failure(ip);
+            }
+            tracing::warn!(user, client = ?client, "login failed");
+            Err(AuthFailure::BadCredentials)
+        }
+    }
+
+    /// The `WWW-Authenticate` value for a 401. `token_realm` is berth's own
+    /// `/auth/token` URL as seen by this request (used by the built-in issuer
+    /// when no realm is configured); `scope` is the scope the request needed.
+    pub fn challenge(
+        &self,
+        token_realm: &str,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> Option<String> {
+        match &self.scheme {
+            Scheme::Open => None,
+            Scheme::Htpasswd { realm, .. } => Some(format!("Basic realm=\"{realm}\"")),
+            Scheme::Token { realm, service, .. } => {
+                let realm = if realm.is_empty() { token_realm } else { realm };
+                let mut v = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+                if let Some(s) = scope {
+                    v.push_str(&format!(",scope=\"{s}\""));
+                }
+                if let Some(e) = error {
+                    v.push_str(&format!(",error=\"{e}\""));
+                }
+                Some(v)
+            }
+        }
+    }
+
+    /// The Basic challenge of the built-in token endpoint.
+    pub fn basic_challenge(&self) -> String {
+        "Basic realm=\"berth\"".to_string()
+    }
+}

@@ -1,0 +1,499 @@
+//! Authentication and access policies through the HTTP API: htpasswd,
+//! berth's own token server, anonymous and per-user rules.
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use berth::config::auth::{
+    AccessConfig, AccessRule, AuthConfig, HtpasswdAuthConfig, TokenAuthConfig,
+};
+use berth::config::Config;
+use berth::oci::digest::Digest;
+
+use crate::support::*;
+
+/// A temp htpasswd file with alice/alicepw and bob/bobpw.
+fn users() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("htpasswd");
+    berth::auth::htpasswd::add_user(&f, "alice", "alicepw", 4).unwrap();
+    berth::auth::htpasswd::add_user(&f, "bob", "bobpw", 4).unwrap();
+    dir
+}
+
+fn basic(user: &str, pw: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
+}
+
+fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {
+    AccessRule {
+        repositories: repos.iter().map(|s| s.to_string()).collect(),
+        actions: actions.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn htpasswd_config(
+    dir: &tempfile::TempDir,
+    access: Option<AccessConfig>,
+) -> impl Fn(&mut Config) + '_ {
+    move |c: &mut Config| {
+        c.storage.delete.enabled = true;
+        c.auth = Some(AuthConfig {
+            htpasswd: Some(HtpasswdAuthConfig {
+                realm: "test-realm".into(),
+                path: dir.path().join("htpasswd").display().to_string(),
+            }),
+            ..Default::default()
+        });
+        c.access = access.clone();
+    }
+}
+
+/// Pushes a one-blob image as `auth` and returns the status of the manifest PUT.
+async fn push_as(reg: &TestRegistry, repo: &str, auth: &str) -> StatusCode {
+    let h = [("authorization", auth)];
+    let data = format!("data of {repo}");
+    let d = Digest::sha256_of(data.as_bytes());
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &h,
+            data.clone(),
+        )
+        .await;
+    if r.status != StatusCode::CREATED {
+        return r.status;
+    }
+    let m = image_manifest(&d, data.len(), &[], None);
+    reg.req(
+        Method::PUT,
+        &format!("/v2/{repo}/manifests/v1"),
+        &[("authorization", auth), ("content-type", OCI_MANIFEST)],
+        m,
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn htpasswd_login_push_pull() {
+    let dir = users();
+    let reg = TestRegistry::memory_with(htpasswd_config(&dir, None));
+    let r = reg.get("/v2/").await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"test-realm\"")
+    );
+    let alice = basic("alice", "alicepw");
+    let r = reg
+        .req(Method::GET, "/v2/", &[("authorization", &alice)], "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &basic("alice", "wrong"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &basic("mallory", "x"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Anonymous push is refused with the challenge; alice's works.
+    let r = reg
+        .req(Method::POST, "/v2/team/app/blobs/uploads/", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").is_some());
+    assert_eq!(push_as(&reg, "team/app", &alice).await, StatusCode::CREATED);
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/team/app/manifests/v1",
+            &[("authorization", &alice)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        reg.get("/v2/team/app/manifests/v1").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        reg.get("/v2/_catalog").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Ping stays open.
+    assert_eq!(reg.get("/v1/_ping").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited() {
+    let dir = users();
+    let reg = TestRegistry::memory_with(htpasswd_config(&dir, None));
+    let bad = basic("alice", "nope");
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            reg.req(Method::GET, "/v2/", &[("authorization", &bad)], "")
+                .await
+                .status,
+        );
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let r = reg
+        .req(Method::GET, "/v2/", &[("authorization", &bad)], "")
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS")
+    );
+    assert!(r.header("retry-after").is_some());
+    // Even the right password waits out the block.
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &basic("alice", "alicepw"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn policies_anonymous_pull_users_and_delete() {
+    let dir = users();
+    let mut access = AccessConfig {
+        anonymous: vec![rule(&["public/**"], &["pull"])],
+        authenticated: vec![rule(&["public/**"], &["pull", "push"])],
+        ..Default::default()
+    };
+    access
+        .users
+        .insert("alice".into(), vec![rule(&["**"], &["*"])]);
+    access
+        .users
+        .insert("bob".into(), vec![rule(&["bob/*"], &["pull", "push"])]);
+    let reg = TestRegistry::memory_with(htpasswd_config(&dir, Some(access)));
+    let (alice, bob) = (basic("alice", "alicepw"), basic("bob", "bobpw"));
+
+    assert_eq!(
+        push_as(&reg, "public/base", &alice).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        push_as(&reg, "secret/app", &alice).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(push_as(&reg, "bob/tool", &bob).await, StatusCode::CREATED);
+
+    // Anonymous: public pull only.
+    assert_eq!(
+        reg.get("/v2/public/base/manifests/v1").await.status,
+        StatusCode::OK
+    );
+    let r = reg
+        .req(Method::POST, "/v2/public/base/blobs/uploads/", &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reg.get("/v2/secret/app/manifests/v1").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // bob: his namespace and public; not secret (403, he is signed in).
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/secret/app/manifests/v1",
+            &[("authorization", &bob)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "DENIED")
+    );
+    assert_eq!(
+        push_as(&reg, "secret/other", &bob).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        push_as(&reg, "public/bobs", &bob).await,
+        StatusCode::CREATED
+    );
+
+    // Deletes need the delete action.
+    let r = reg
+        .req(
+            Method::DELETE,
+            "/v2/bob/tool/manifests/v1",
+            &[("authorization", &bob)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = reg
+        .req(
+            Method::DELETE,
+            "/v2/bob/tool/manifests/v1",
+            &[("authorization", &alice)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+
+    // Catalog filtered per caller.
+    assert_eq!(
+        catalog(&reg, Some(&alice)).await,
+        serde_json::json!(["bob/tool", "public/base", "public/bobs", "secret/app"])
+    );
+    assert_eq!(
+        catalog(&reg, Some(&bob)).await,
+        serde_json::json!(["bob/tool", "public/base", "public/bobs"])
+    );
+    assert_eq!(
+        catalog(&reg, None).await,
+        serde_json::json!(["public/base", "public/bobs"])
+    );
+    let r = reg
+        .req(Method::GET, "/v1/search?q=", &[("authorization", &bob)], "")
+        .await;
+    assert_eq!(r.json()["num_results"], 3);
+
+    // Mount from a repository bob cannot read: no mount, a plain session.
+    let secret_blob = Digest::sha256_of(b"data of secret/app");
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/v2/bob/x/blobs/uploads/?mount={secret_blob}&from=secret/app"),
+            &[("authorization", &bob)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = reg
+        .req(
+            Method::HEAD,
+            &format!("/v2/bob/x/blobs/{secret_blob}"),
+            &[("authorization", &bob)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Alice may mount it.
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/v2/alice/x/blobs/uploads/?mount={secret_blob}&from=secret/app"),
+            &[("authorization", &alice)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+async fn catalog(reg: &TestRegistry, auth: Option<&str>) -> serde_json::Value {
+    let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    reg.req(Method::GET, "/v2/_catalog", &h, "").await.json()["repositories"].clone()
+}
+
+fn token_config(
+    dir: &tempfile::TempDir,
+    access: Option<AccessConfig>,
+) -> impl Fn(&mut Config) + '_ {
+    move |c: &mut Config| {
+        c.auth = Some(AuthConfig {
+            token: Some(TokenAuthConfig {
+                builtin: true,
+                htpasswd: dir.path().join("htpasswd").display().to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        c.access = access.clone();
+    }
+}
+
+async fn get_token(reg: &TestRegistry, auth: Option<&str>, scope: &str) -> (StatusCode, String) {
+    let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    let r = reg
+        .req(
+            Method::GET,
+            &format!("/auth/token?service=berth&scope={scope}"),
+            &h,
+            "",
+        )
+        .await;
+    if r.status != StatusCode::OK {
+        return (r.status, String::new());
+    }
+    let j = r.json();
+    assert_eq!(j["token"], j["access_token"]);
+    assert!(j["expires_in"].as_u64().unwrap() > 0);
+    (r.status, j["token"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn builtin_token_server() {
+    let dir = users();
+    let mut access = AccessConfig::default();
+    access
+        .users
+        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
+    access
+        .users
+        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
+    let reg = TestRegistry::memory_with(token_config(&dir, Some(access)));
+
+    let r = reg.get("/v2/").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"http://registry.test/auth/token\",service=\"berth\"")
+    );
+
+    let (status, _) = get_token(&reg, Some(&basic("alice", "bad")), "repository:a/x:pull").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, tok) = get_token(
+        &reg,
+        Some(&basic("alice", "alicepw")),
+        "repository:a/x:pull,push",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let bearer = format!("Bearer {tok}");
+    assert_eq!(
+        reg.req(Method::GET, "/v2/", &[("authorization", &bearer)], "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(push_as(&reg, "a/x", &bearer).await, StatusCode::CREATED);
+    // The token is for a/x only: pushing to a/y needs a new token, so 401
+    // with an insufficient_scope challenge naming what is needed.
+    let r = reg
+        .req(
+            Method::POST,
+            "/v2/a/y/blobs/uploads/",
+            &[("authorization", &bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let ch = r.header("www-authenticate").unwrap();
+    assert!(
+        ch.contains("scope=\"repository:a/y:pull,push\"")
+            && ch.contains("error=\"insufficient_scope\""),
+        "{ch}"
+    );
+
+    // Scopes are trimmed by policy: bob asks for a/x push and gets nothing there.
+    let (_, tok) = get_token(
+        &reg,
+        Some(&basic("bob", "bobpw")),
+        "repository:a/x:pull,push",
+    )
+    .await;
+    let bob = format!("Bearer {tok}");
+    assert_eq!(
+        reg.req(
+            Method::GET,
+            "/v2/a/x/manifests/v1",
+            &[("authorization", &bob)],
+            ""
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(push_as(&reg, "a/x", &bob).await, StatusCode::UNAUTHORIZED);
+
+    // A forged or garbage token is refused.
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", "Bearer not.a.token")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("invalid_token"));
+
+    // OAuth2 password grant, as some clients use.
+    let r = reg
+        .req(
+            Method::POST,
+            "/auth/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "grant_type=password&username=alice&password=alicepw&service=berth&scope=repository%3Aa%2Fx%3Apull",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn token_endpoint_absent_without_builtin_issuer() {
+    let reg = TestRegistry::memory_with(|_| {});
+    assert_eq!(
+        reg.get("/auth/token?scope=repository:a:pull").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+#[allow(clippy::field_reassign_with_default)]
+async fn auth_setup_errors_name_the_key() {
+    let mut c = Config::default();
+    c.auth = Some(AuthConfig {
+        silly: Some(serde_yaml_ng::Value::Null),
+        ..Default::default()
+    });
+    let e = berth::app::build_app(
+        c,
+        std::sync::Arc::new(berth::storage::memory::MemoryDriver::new()),
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("auth.silly"), "{e}");
+    let mut c = Config::default();
+    c.access = Some(AccessConfig {
+        anonymous: vec![rule(&["x"], &["fly"])],
+        ..Default::default()
+    });
+    let e = berth::app::build_app(
+        c,
+        std::sync::Arc::new(berth::storage::memory::MemoryDriver::new()),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("access.anonymous[0].actions"),
+        "{e}"
+    );
+}
