@@ -272,19 +272,47 @@ async fn concurrent_pushes_of_the_same_blob() {
 #[tokio::test]
 async fn location_headers_behind_a_proxy() {
     let reg = TestRegistry::memory_with(|_| {});
-    let fwd = [("x-forwarded-proto", "https"), ("x-forwarded-host", "registry.example.com")];
-    let r = reg.req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "").await;
+    let fwd = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "registry.example.com"),
+    ];
+    let r = reg
+        .req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "")
+        .await;
     let loc = r.header("location").unwrap();
-    assert!(loc.starts_with("https://registry.example.com/v2/p/blobs/uploads/"), "{loc}");
+    assert!(
+        loc.starts_with("https://registry.example.com/v2/p/blobs/uploads/"),
+        "{loc}"
+    );
     // A forged scheme is ignored.
-    let r = reg.req(Method::POST, "/v2/p/blobs/uploads/", &[("x-forwarded-proto", "javascript")], "").await;
-    assert!(r.header("location").unwrap().starts_with("http://registry.test/"));
+    let r = reg
+        .req(
+            Method::POST,
+            "/v2/p/blobs/uploads/",
+            &[("x-forwarded-proto", "javascript")],
+            "",
+        )
+        .await;
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("http://registry.test/"));
 
     let rel = TestRegistry::memory_with(|c| c.http.relativeurls = true);
-    let r = rel.req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "").await;
-    assert!(r.header("location").unwrap().starts_with("/v2/p/blobs/uploads/"));
+    let r = rel
+        .req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "")
+        .await;
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("/v2/p/blobs/uploads/"));
 
     let host = TestRegistry::memory_with(|c| c.http.host = "https://reg.example.org:8443/".into());
-    let r = host.req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "").await;
-    assert!(r.header("location").unwrap().starts_with("https://reg.example.org:8443/v2/p/blobs/uploads/"));
+    let r = host
+        .req(Method::POST, "/v2/p/blobs/uploads/", &fwd, "")
+        .await;
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with("https://reg.example.org:8443/v2/p/blobs/uploads/"));
 }
