@@ -133,9 +133,16 @@ fn sans(hosts: &[String], ips: &[IpAddr]) -> anyhow::Result<Vec<SanType>> {
                     .with_context(|| format!("--host {h:?} is not a valid DNS name"))?,
             ),
         };
-        out.push(san);
+        if !out.contains(&san) {
+            out.push(san);
+        }
     }
-    out.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    for ip in ips {
+        let san = SanType::IpAddress(*ip);
+        if !out.contains(&san) {
+            out.push(san);
+        }
+    }
     Ok(out)
 }
 

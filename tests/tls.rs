@@ -37,6 +37,9 @@ pub fn berth_cert(dir: &Path, port: u16, args: &[&str]) -> String {
 /// A `berth serve` with TLS on 127.0.0.1, its certificates made by
 /// `berth cert`; stopped on drop.
 pub struct TlsRegistry {
+    /// The address berth listens on (127.0.0.1 unless started with
+    /// [`Self::start_on`]).
+    pub ip: std::net::IpAddr,
     pub port: u16,
     /// `ca.crt`, `ca.key`, `server.crt`, `server.key` (+ whatever the test
     /// adds).
@@ -57,10 +60,20 @@ impl TlsRegistry {
     /// [`Self::start`] with the extra config returned by `prepare(certs_dir)`,
     /// which runs before the server starts (to add client CAs and the like).
     pub fn start_with(prepare: impl FnOnce(&Path) -> String) -> TlsRegistry {
+        Self::start_on([127, 0, 0, 1].into(), prepare)
+    }
+
+    /// [`Self::start_with`] listening on `ip` (also put in the certificate).
+    pub fn start_on(ip: std::net::IpAddr, prepare: impl FnOnce(&Path) -> String) -> TlsRegistry {
         let tmp = tempdir("berth-tls-");
         let port = free_port();
         let certs = tmp.path().join("certs");
-        let printed = berth_cert(&certs, port, &["--host", "localhost", "--ip", "127.0.0.1"]);
+        let ip_arg = ip.to_string();
+        let printed = berth_cert(
+            &certs,
+            port,
+            &["--host", "localhost", "--ip", "127.0.0.1", "--ip", &ip_arg],
+        );
         assert!(
             printed.contains(&format!("/etc/docker/certs.d/localhost:{port}/ca.crt")),
             "berth cert output:\n{printed}"
@@ -71,7 +84,7 @@ impl TlsRegistry {
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    \
+                 delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n  tls:\n    \
                  certificate: {certs}/server.crt\n    key: {certs}/server.key\n{extra_http}",
                 root = tmp.path().join("storage").display(),
                 certs = certs.display(),
@@ -91,6 +104,7 @@ impl TlsRegistry {
             },
         );
         TlsRegistry {
+            ip,
             port,
             certs,
             proc,
@@ -103,9 +117,14 @@ impl TlsRegistry {
         self.certs.join("ca.crt")
     }
 
-    /// `https://127.0.0.1:PORT` + `path`.
+    /// `https://IP:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
+        format!("https://{}:{}{path}", self.ip, self.port)
+    }
+
+    /// `IP:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// berth's log so far.
@@ -117,9 +136,9 @@ impl TlsRegistry {
     /// `openssl x509 -fingerprint -sha256` prints it.
     pub fn served_fingerprint(&self) -> String {
         let out = output(Command::new("sh").arg("-c").arg(format!(
-            "openssl s_client -connect 127.0.0.1:{} -servername localhost </dev/null 2>/dev/null \
+            "openssl s_client -connect {}:{} -servername localhost </dev/null 2>/dev/null \
              | openssl x509 -noout -fingerprint -sha256",
-            self.port
+            self.ip, self.port
         )));
         fingerprint_line(&out)
     }

@@ -17,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use super::TlsSetup;
@@ -133,7 +134,7 @@ impl Conn {
             }
             Err(_) => return,
         };
-        let service = TowerToHyperService::new(self.app);
+        let service = TowerToHyperService::new(self.app.map_request(mark_https));
         let conn = self
             .builder
             .serve_connection(TokioIo::new(tls), service)
@@ -142,6 +143,28 @@ impl Conn {
             tracing::debug!("connection from {peer} ended: {e}");
         }
     }
+}
+
+/// Tells the router the request came over TLS, the way a TLS-terminating
+/// proxy would: `X-Forwarded-Proto: https` (unless a proxy in front already
+/// said), so absolute `Location` URLs say `https://`; and `Host` from the
+/// HTTP/2 `:authority`, which HTTP/2 clients send instead of `Host`.
+fn mark_https<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    use axum::http::header::{HeaderValue, HOST};
+    let headers = req.headers_mut();
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    }
+    if !req.headers().contains_key(HOST) {
+        let authority = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = authority {
+            req.headers_mut().insert(HOST, host);
+        }
+    }
+    req
 }
 
 /// Answers a plain-HTTP client on the TLS port with `400` and a body naming
