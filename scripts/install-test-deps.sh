@@ -14,6 +14,9 @@ declare -A PKG=(
   [umoci]=umoci
   [docker-registry]=docker-registry
   [tar]=tar
+  [curl]=curl
+  [openssl]=openssl
+  [hostname]=hostname
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
