@@ -180,3 +180,19 @@ fn tls10_is_a_clear_startup_error() {
     assert!(!out.status.success(), "berth served with minimumtls tls1.0");
     assert!(err.contains("requires TLS 1.2 or later"), "{err}");
 }
+
+#[test]
+fn sigterm_stops_the_tls_server_cleanly() {
+    if !require_tools(&["curl", "openssl"]) {
+        return;
+    }
+    let mut reg = TlsRegistry::start("");
+    let ca = reg.ca();
+    curl_ok(&["--cacert", ca.to_str().unwrap(), &reg.url("/v2/")]);
+    reg.proc.stop(std::time::Duration::from_secs(30));
+    let log = reg.log();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("berth stopped"), "{log}");
+    // Nothing listens any more.
+    curl_fails(&["--cacert", ca.to_str().unwrap(), &reg.url("/v2/")]);
+}
