@@ -16,6 +16,8 @@ declare -A PKG=(
   [docker-registry]=docker-registry
   [tar]=tar
   [htpasswd]=apache2-utils
+  [curl]=curl
+  [openssl]=openssl
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

@@ -43,6 +43,7 @@ pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Resu
 }
 
 /// Runs the registry server until Ctrl-C / SIGTERM, then drains connections.
+/// Serves HTTPS when `http.tls.certificate` is set, plain HTTP otherwise.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let driver = open_storage(&config)?;
     let addr = config.listen_addr()?;
@@ -50,9 +51,48 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         StorageDriverConfig::Filesystem { root } => format!("filesystem at {}", root.display()),
         StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
     };
+    // TLS files are checked before binding, so a bad certificate is a clear
+    // startup error rather than a listener that fails every handshake.
+    let http2 = !config.http.http2.disabled;
+    let tls = if config.http.tls.certificate.is_empty() {
+        None
+    } else {
+        Some(crate::tls::setup(&config.http.tls, http2).context("cannot set up TLS")?)
+    };
     let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let Some(tls) = tls else {
+        return serve_plain(listener, config, driver, &where_).await;
+    };
+    tracing::info!(
+        "berth {} serving https://{local}/v2/ with storage {where_}; {} from {} \
+         (reloaded when the files change or on SIGHUP){}",
+        env!("CARGO_PKG_VERSION"),
+        crate::tls::describe(&tls.resolver.current()),
+        config.http.tls.certificate,
+        if config.http.tls.clientcas.is_empty() {
+            String::new()
+        } else {
+            "; client certificates required".to_string()
+        }
+    );
+    let drain = config.http.draintimeout;
+    let app = build_app(config, driver)?;
+    crate::tls::serve_tls(listener, app, tls, http2, drain, shutdown_signal()).await?;
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// The plain-HTTP server (the default, and what a TLS-terminating proxy
+/// talks to).
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    driver: Arc<dyn StorageDriver>,
+    where_: &str,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(
         "berth {} serving http://{local}/v2/ with storage {where_}",
@@ -60,8 +100,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     if !local.ip().is_loopback() {
         tracing::warn!(
-            "serving plain HTTP on {local}: docker will refuse it from other hosts unless TLS is set up \
-             (http.tls.certificate/key) or each daemon lists it in insecure-registries"
+            "serving plain HTTP on {local}: docker will refuse it from other hosts unless each \
+             daemon lists it in insecure-registries. To serve HTTPS, make a certificate with \
+             `berth cert --host NAME --out DIR` and set http.tls.certificate / http.tls.key \
+             (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
     let app = build_app(config, driver)?;

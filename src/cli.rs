@@ -1,5 +1,5 @@
 //! Command-line interface: `berth serve`, `berth config check|print`,
-//! `berth --version`. Flags override the file and `REGISTRY_*` variables.
+//! `berth cert`, `berth --version`. Flags override the file and `REGISTRY_*` variables.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,9 @@ pub enum Command {
     /// Manage an htpasswd file of bcrypt users (for `auth.htpasswd`).
     #[command(subcommand)]
     Htpasswd(HtpasswdCommand),
+    /// Make a CA (or reuse the one in --out) and a server certificate signed
+    /// by it, and print where each client puts the CA.
+    Cert(CertArgs),
 }
 
 /// `berth serve [CONFIG] [--config FILE] [--addr ADDR] [--root DIR]`.
@@ -47,6 +50,28 @@ pub struct ServeArgs {
     /// Use filesystem storage rooted at DIR, replacing the configured driver.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+/// `berth cert --host NAME --ip ADDR ... --out DIR [--days N] [--port P]`.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// DNS name clients reach the registry at (repeatable; the first is the
+    /// certificate's CN).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// IP address clients reach the registry at (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ips: Vec<std::net::IpAddr>,
+    /// Directory for ca.crt, ca.key, server.crt and server.key; an existing
+    /// CA there is reused, never overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Validity of the server certificate in days.
+    #[arg(long, default_value_t = 365, value_name = "N")]
+    pub days: u32,
+    /// Port the registry serves on, for the client paths printed.
+    #[arg(long, default_value_t = 5000, value_name = "PORT")]
+    pub port: u16,
 }
 
 /// `berth config ...` subcommands.
@@ -79,7 +104,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Htpasswd(cmd) => htpasswd(cmd),
+        Command::Cert(args) => cert(args),
     }
+}
+
+/// `berth cert`: writes the files, then prints what to do with them.
+fn cert(args: CertArgs) -> anyhow::Result<()> {
+    let req = crate::cert::CertRequest {
+        hosts: args.hosts,
+        ips: args.ips,
+        out: args.out,
+        days: args.days,
+    };
+    let written = crate::cert::make(&req)?;
+    print!("{}", crate::cert::instructions(&req, &written, args.port));
+    Ok(())
 }
 
 /// Loads the effective config for `serve`, applies flags, checks that berth
@@ -116,14 +155,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses to start when the config asks for protection berth does not give
-/// yet (TLS): serving plain HTTP would silently expose what the operator
-/// meant to protect.
+/// yet (ACME certificates): serving plain HTTP would silently expose what the
+/// operator meant to protect.
 fn refuse_unsafe(config: &Config) -> anyhow::Result<()> {
-    if !config.http.tls.certificate.is_empty() {
+    let tls = &config.http.tls;
+    if tls.certificate.is_empty() && !tls.letsencrypt.cachefile.is_empty() {
         anyhow::bail!(
-            "http.tls.certificate is configured, but this version of berth does not serve TLS \
-             yet; refusing to serve plain HTTP where TLS was asked for. Remove the http.tls \
-             section to serve plain HTTP, or terminate TLS in a proxy in front of berth"
+            "http.tls.letsencrypt is configured, but berth does not fetch ACME certificates; \
+             refusing to serve plain HTTP where TLS was asked for. Set http.tls.certificate and \
+             http.tls.key (`berth cert` makes a CA and certificate; see docs/tls.md)"
         );
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -12,3 +13,4 @@ pub mod http;
 pub mod oci;
 pub mod registry;
 pub mod storage;
+pub mod tls;

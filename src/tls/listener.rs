@@ -1,0 +1,259 @@
+//! The TLS accept loop: each TCP connection's first byte decides. A TLS
+//! handshake record (0x16) goes through rustls, then hyper's auto builder
+//! (HTTP/1.1 or HTTP/2, by ALPN and preface) serving the axum router.
+//! Anything else is a plain-HTTP client on the TLS port: it gets a short
+//! `400` saying to use `https://`, instead of a hang or a garbled error.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use super::TlsSetup;
+
+/// The start of the body a plain-HTTP request to the TLS port gets.
+pub const PLAIN_HTTP_ON_TLS_PORT: &str = "this port speaks HTTPS; use https://";
+
+/// The first byte of every TLS connection (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How long a new connection may take to send its first byte and finish the
+/// TLS handshake; past it the connection is dropped (slowloris guard).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long shutdown waits for in-flight requests when `http.draintimeout`
+/// is not set.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops
+/// accepting and lets open connections finish their requests for up to
+/// `drain` (`http.draintimeout`; 30 s when zero).
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: TlsSetup,
+    http2: bool,
+    drain: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let acceptor = TlsAcceptor::from(tls.server_config);
+    let watcher = tls.resolver.clone().spawn_watcher();
+    let mut builder = auto::Builder::new(SpanExecutor);
+    if !http2 {
+        builder = builder.http1_only();
+    }
+    let local = listener.local_addr().context("listener address")?;
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let conn = Conn {
+            acceptor: acceptor.clone(),
+            builder: builder.clone(),
+            app: app.clone(),
+            watcher: graceful.watcher(),
+            local,
+        };
+        let span = tracing::info_span!("https", %peer);
+        tokio::spawn(conn.run(tcp, peer).instrument(span));
+    }
+    drop(listener);
+    watcher.abort();
+    let drain = if drain.is_zero() {
+        DEFAULT_DRAIN
+    } else {
+        drain
+    };
+    tracing::info!(
+        "shutting down: waiting up to {}s for {} open connection(s)",
+        drain.as_secs(),
+        graceful.count()
+    );
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {drain:?}; closing them");
+    }
+    Ok(())
+}
+
+/// Everything one connection's task needs.
+struct Conn {
+    acceptor: TlsAcceptor,
+    builder: auto::Builder<SpanExecutor>,
+    app: Router,
+    watcher: Watcher,
+    local: SocketAddr,
+}
+
+impl Conn {
+    async fn run(self, tcp: TcpStream, peer: SocketAddr) {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+            Ok(Ok(1..)) => {}
+            Ok(Ok(_)) | Err(_) => return, // closed, or silent too long
+            Ok(Err(e)) => {
+                tracing::debug!("reading from {peer}: {e}");
+                return;
+            }
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            tracing::info!("plain HTTP request on the TLS port; answered 400 (use https://)");
+            refuse_plain_http(tcp, self.local).await;
+            return;
+        }
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                // Clients without the CA, or without a client certificate.
+                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+        // The peer address, as axum's ConnectInfo, for login throttling.
+        let service = TowerToHyperService::new(self.app.map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                mark_https(req)
+            },
+        ));
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(tls), service)
+            .into_owned();
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!("connection from {peer} ended: {e}");
+        }
+    }
+}
+
+/// Tells the router the request came over TLS, the way a TLS-terminating
+/// proxy would: `X-Forwarded-Proto: https` (unless a proxy in front already
+/// said), so absolute `Location` URLs say `https://`; and `Host` from the
+/// HTTP/2 `:authority`, which HTTP/2 clients send instead of `Host`.
+fn mark_https<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    use axum::http::header::{HeaderValue, HOST};
+    let headers = req.headers_mut();
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    }
+    if !req.headers().contains_key(HOST) {
+        let authority = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        if let Some(host) = authority {
+            req.headers_mut().insert(HOST, host);
+        }
+    }
+    req
+}
+
+/// Answers a plain-HTTP client on the TLS port with `400` and a body naming
+/// the `https://` URL to use, then closes. The request head is read first
+/// (bounded) so closing does not reset the connection before the client
+/// reads the answer.
+async fn refuse_plain_http(mut tcp: TcpStream, local: SocketAddr) {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while head.len() < 8192 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read_head).await;
+    let host = host_header(&head).unwrap_or_else(|| local.to_string());
+    let body = format!("{PLAIN_HTTP_ON_TLS_PORT}{host}\n");
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await?;
+        // Drain whatever the client still sends until it closes.
+        while tcp.read(&mut buf).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// The request's `Host` header, when it is a plain `host[:port]`.
+fn host_header(head: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    let value = text.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim().to_string())
+    })?;
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    plain.then_some(value)
+}
+
+/// Spawns hyper's per-stream tasks (HTTP/2) inside the connection's span, so
+/// access-log lines name the peer for HTTP/2 requests too.
+#[derive(Clone, Copy, Debug)]
+struct SpanExecutor;
+
+impl<F> hyper::rt::Executor<F> for SpanExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut.in_current_span());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_header;
+
+    #[test]
+    fn host_header_parsing() {
+        let head = b"GET /v2/ HTTP/1.1\r\nUser-Agent: x\r\nHOST: reg.example:5000\r\n\r\n";
+        assert_eq!(host_header(head).as_deref(), Some("reg.example:5000"));
+        assert_eq!(host_header(b"GET / HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(
+            host_header(b"GET / HTTP/1.1\r\nHost: <script>\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            host_header(b"GET / HTTP/1.1\r\nHost: [::1]:5000\r\n\r\n").as_deref(),
+            Some("[::1]:5000")
+        );
+    }
+}
