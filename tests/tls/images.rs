@@ -173,3 +173,50 @@ fn docker_push_pull_over_tls() {
         "docker fell back to plain HTTP:\n{log}"
     );
 }
+
+#[test]
+fn docker_login_push_pull_over_tls() {
+    if !require_tools(&["docker", "dockerd", "curl", "openssl"]) {
+        return;
+    }
+    let reg = TlsRegistry::start_with(|certs| {
+        let users = certs.join("htpasswd");
+        berth::auth::htpasswd::add_user(&users, "tlsuser", "tls-pass", 4).unwrap();
+        format!(
+            "auth:\n  htpasswd:\n    realm: tls\n    path: {}\n",
+            users.display()
+        )
+    });
+    let dk = Dockerd::start();
+    let host = format!("localhost:{}", reg.port);
+    let _ca = DockerCertsD::install(&host, &reg.ca());
+    let login = |password: &str| {
+        let mut child = dk
+            .docker()
+            .args(["login", "--username", "tlsuser", "--password-stdin", &host])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait().unwrap().success()
+    };
+    assert!(!login("wrong"), "a wrong password must not log in");
+    assert!(login("tls-pass"), "docker login over TLS");
+    let rootfs = reg.tmp.path().join("rootfs.tar");
+    write_tar(&rootfs, &[Entry::Bytes("etc/who", b"logged in over TLS\n")]);
+    docker_round_trip(&dk, &format!("{host}/tls/login:v1"), &rootfs);
+    let log = reg.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("https{") && l.contains("user=\"tlsuser\"") && l.contains("PUT")),
+        "no authenticated PUT over TLS in berth's log:\n{log}"
+    );
+}
