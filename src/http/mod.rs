@@ -49,6 +49,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v2/{*rest}", any(dispatch))
         .route("/v1/_ping", get(ping))
         .route("/_ping", get(ping))
+        .route("/healthz", get(health))
         .route("/v1/search", get(listing::search))
         .route("/auth/token", get(token::token).post(token::token))
         .fallback(fallback)
@@ -82,6 +83,24 @@ async fn ping() -> Response {
         "{}",
     )
         .into_response()
+}
+
+/// `GET /healthz`: 200 while storage answers, 503 otherwise; open to all, for
+/// load balancers and orchestrators.
+async fn health(State(st): State<Arc<HttpState>>) -> Response {
+    match st.registry.check_storage().await {
+        Ok(()) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"ok"}"#,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: storage unavailable");
+            ApiError::new(ErrorCode::Unavailable)
+                .message("storage unavailable")
+                .into_response()
+        }
+    }
 }
 
 async fn fallback() -> Response {

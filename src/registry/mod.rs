@@ -127,6 +127,20 @@ impl Registry {
         }
     }
 
+    /// Checks that storage answers (for health checks): a missing root is
+    /// fine, an I/O or backend error is not.
+    pub async fn check_storage(&self) -> RegistryResult<()> {
+        match self
+            .driver
+            .stat(&StoragePath::RepositoriesRoot.to_key())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// True when the repository has ever had a manifest, layer or upload.
     pub async fn repository_exists(&self, name: &RepoName) -> RegistryResult<bool> {
         match self

@@ -139,8 +139,9 @@ async fn htpasswd_login_push_pull() {
         reg.get("/v2/_catalog").await.status,
         StatusCode::UNAUTHORIZED
     );
-    // Ping stays open.
+    // Ping and health stay open.
     assert_eq!(reg.get("/v1/_ping").await.status, StatusCode::OK);
+    assert_eq!(reg.get("/healthz").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -496,4 +497,89 @@ async fn auth_setup_errors_name_the_key() {
         e.to_string().starts_with("access.anonymous[0].actions"),
         "{e}"
     );
+}
+
+/// A token signed by the RSA test key, as an external token server would.
+fn external_token(exp_offset: i64, access: serde_json::Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": "auth.example.com", "sub": "ci-bot", "aud": "registry.example.com",
+        "iat": now, "nbf": now, "exp": now + exp_offset, "jti": format!("j{now}{exp_offset}"),
+        "access": access,
+    });
+    let key = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/token-rsa.key"
+    ))
+    .unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&key).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn external_token_server_tokens() {
+    let reg = TestRegistry::memory_with(|c| {
+        c.auth = Some(AuthConfig {
+            token: Some(TokenAuthConfig {
+                realm: "https://auth.example.com/token".into(),
+                service: "registry.example.com".into(),
+                issuer: "auth.example.com".into(),
+                rootcertbundle: concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/token-rsa.crt"
+                )
+                .into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    });
+    let r = reg.get("/v2/ext/app/manifests/v1").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\",scope=\"repository:ext/app:pull\"")
+    );
+    let grant =
+        serde_json::json!([{"type": "repository", "name": "ext/app", "actions": ["pull", "push"]}]);
+    let good = format!("Bearer {}", external_token(300, grant.clone()));
+    assert_eq!(push_as(&reg, "ext/app", &good).await, StatusCode::CREATED);
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/ext/app/manifests/v1",
+            &[("authorization", &good)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The grant covers ext/app only.
+    assert_eq!(
+        push_as(&reg, "ext/other", &good).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Expired beyond the leeway: refused.
+    let old = format!("Bearer {}", external_token(-600, grant));
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/ext/app/manifests/v1",
+            &[("authorization", &old)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("invalid_token"));
+    // No /auth/token here: tokens come from the external server.
+    assert_eq!(reg.get("/auth/token").await.status, StatusCode::NOT_FOUND);
 }

@@ -28,6 +28,11 @@ async fn base_endpoint_and_ping() {
         }
         assert_eq!(reg.get("/v1/_ping").await.status, StatusCode::OK);
         assert_eq!(reg.get("/_ping").await.status, StatusCode::OK);
+        let r = reg.get("/healthz").await;
+        assert_eq!(
+            (r.status, r.body.as_ref()),
+            (StatusCode::OK, br#"{"status":"ok"}"#.as_ref())
+        );
         let r = reg.get("/nothing/here").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert_eq!(r.error_code(), "UNSUPPORTED");
