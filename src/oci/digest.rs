@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha512};
+
+use super::sha256_state::Sha256State;
 
 /// Hash algorithms berth can verify. Others are refused as DIGEST_INVALID, as
 /// distribution does, because content under them could not be checked.
@@ -132,7 +134,7 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// An incremental hasher for either algorithm, fed as bytes stream past.
 #[derive(Clone)]
 pub enum Hasher {
-    Sha256(Sha256),
+    Sha256(Sha256State),
     Sha512(Sha512),
 }
 
@@ -140,7 +142,7 @@ impl Hasher {
     /// A fresh hasher for `algorithm`.
     pub fn new(algorithm: Algorithm) -> Self {
         match algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha256 => Hasher::Sha256(Sha256State::default()),
             Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
         }
     }
@@ -161,10 +163,35 @@ impl Hasher {
         }
     }
 
+    /// Bytes fed so far, when the hasher knows (sha256).
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Hasher::Sha256(h) => Some(h.len()),
+            Hasher::Sha512(_) => None,
+        }
+    }
+
+    /// The running state in distribution's `hashstates` format, so another
+    /// instance can continue the hash; `None` for algorithms without one.
+    pub fn save_state(&self) -> Option<Vec<u8>> {
+        match self {
+            Hasher::Sha256(h) => Some(h.marshal()),
+            Hasher::Sha512(_) => None,
+        }
+    }
+
+    /// Restores a state saved by [`Hasher::save_state`] (or by registry:2).
+    pub fn restore_state(algorithm: Algorithm, state: &[u8]) -> Option<Hasher> {
+        match algorithm {
+            Algorithm::Sha256 => Sha256State::unmarshal(state).map(Hasher::Sha256),
+            Algorithm::Sha512 => None,
+        }
+    }
+
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self {
-            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finish())),
             Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
         };
         Digest { algorithm, hex }

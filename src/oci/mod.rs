@@ -3,3 +3,4 @@
 pub mod digest;
 pub mod manifest;
 pub mod name;
+pub mod sha256_state;

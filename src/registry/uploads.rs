@@ -1,9 +1,10 @@
 //! Upload sessions: data accumulates under `_uploads/<id>/data` and becomes a
 //! blob only after its digest is verified, by a move into `blobs/`.
 //!
-//! The running hash of each upload is kept in memory between chunks, so a
-//! chunked push hashes every byte once; when it is missing (another instance
-//! took the chunk, or a restart) the data is re-hashed from storage at the end.
+//! The running hash of each upload is kept in memory between chunks and saved
+//! in storage after each chunk (`hashstates/sha256/<offset>`, distribution's
+//! format), so a chunked push hashes every byte once even when its chunks land
+//! on different instances; only when no state is found is the data re-hashed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -138,8 +139,47 @@ impl Registry {
             Err(e) if e.is_not_found() => return Err(RegistryError::UploadUnknown),
             Err(e) => return Err(e.into()),
         };
-        let hasher = self.hashers.take(name, id, writer.size());
+        let size = writer.size();
+        let hasher = match self.hashers.take(name, id, size) {
+            Some(h) => Some(h),
+            None if size == 0 => Some(Hasher::new(Algorithm::Sha256)),
+            None => self.load_hash_state(name, id, size).await,
+        };
         Ok((writer, hasher))
+    }
+
+    /// Reads the hash state saved at `offset` by whichever instance (berth or
+    /// registry:2) took the previous chunk; `None` when absent or unreadable.
+    async fn load_hash_state(&self, name: &RepoName, id: &UploadId, offset: u64) -> Option<Hasher> {
+        let alg = Algorithm::Sha256;
+        let key = StoragePath::UploadHashState {
+            name,
+            id,
+            alg,
+            offset,
+        }
+        .to_key();
+        let state = self.driver.get_content(&key).await.ok()?;
+        Hasher::restore_state(alg, &state).filter(|h| h.len() == Some(offset))
+    }
+
+    /// Saves the running hash so another instance can continue the upload.
+    /// A failure only costs a re-hash at completion, so it is logged, not fatal.
+    async fn save_hash_state(&self, name: &RepoName, id: &UploadId, offset: u64, hasher: &Hasher) {
+        let Some(state) = hasher.save_state() else {
+            return;
+        };
+        let alg = hasher.algorithm();
+        let key = StoragePath::UploadHashState {
+            name,
+            id,
+            alg,
+            offset,
+        }
+        .to_key();
+        if let Err(e) = self.driver.put_content(&key, Bytes::from(state)).await {
+            tracing::warn!(error = %e, "could not save upload hash state; the upload will be re-hashed");
+        }
     }
 
     /// Appends a chunk (PATCH). With `range`, the chunk must start exactly at
@@ -165,6 +205,7 @@ impl Registry {
         writer.close().await?;
         copied?;
         if let Some(h) = hasher {
+            self.save_hash_state(name, id, size, &h).await;
             self.hashers.put(name, id, size, h);
         }
         if let Some(r) = range {

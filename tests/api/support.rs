@@ -88,6 +88,18 @@ impl TestRegistry {
         }
     }
 
+    /// A filesystem-backed registry over an existing root (replica tests).
+    pub fn filesystem_at(root: &std::path::Path, configure: impl Fn(&mut Config)) -> TestRegistry {
+        let mut cfg = Config::default();
+        configure(&mut cfg);
+        TestRegistry {
+            app: berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(root))).expect("app"),
+            root: Some(root.to_path_buf()),
+            kind: "filesystem",
+            _dir: None,
+        }
+    }
+
     /// One registry per backend with deletes enabled.
     pub fn all() -> Vec<TestRegistry> {
         Self::all_with(|c| c.storage.delete.enabled = true)

@@ -316,3 +316,85 @@ async fn location_headers_behind_a_proxy() {
         .unwrap()
         .starts_with("https://reg.example.org:8443/v2/p/blobs/uploads/"));
 }
+
+/// Two instances over one storage root, as replicas behind a load balancer.
+fn replicas() -> (TestRegistry, TestRegistry, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let make = || TestRegistry::filesystem_at(dir.path(), |_| {});
+    let (a, b) = (make(), make());
+    (a, b, dir)
+}
+
+#[tokio::test]
+async fn chunked_upload_hops_between_instances() {
+    let (a, b, dir) = replicas();
+    let r = a.req(Method::POST, "/v2/hop/blobs/uploads/", &[], "").await;
+    let loc = path_of(r.header("location").unwrap());
+    let uuid = r.header("docker-upload-uuid").unwrap().to_string();
+    let parts: [&[u8]; 3] = [&[1u8; 70_000], &[2u8; 100], &[3u8; 5000]];
+    let mut offset = 0usize;
+    for (i, part) in parts.iter().enumerate() {
+        let reg = if i % 2 == 0 { &b } else { &a };
+        let range = format!("{}-{}", offset, offset + part.len() - 1);
+        let r = reg
+            .req(
+                Method::PATCH,
+                &loc,
+                &[("content-range", &range)],
+                part.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "chunk {i}");
+        offset += part.len();
+        // The running hash is saved where any instance finds it.
+        let state = dir.path().join(format!(
+            "docker/registry/v2/repositories/hop/_uploads/{uuid}/hashstates/sha256/{offset}"
+        ));
+        let saved = std::fs::read(&state).unwrap();
+        assert_eq!((saved.len(), &saved[..4]), (108, b"sha\x03".as_ref()));
+    }
+    // Status from the other instance agrees.
+    let r = a.get(&loc).await;
+    assert_eq!(
+        r.header("range"),
+        Some(format!("0-{}", offset - 1).as_str())
+    );
+    let all: Vec<u8> = parts.concat();
+    let d = Digest::sha256_of(&all);
+    let r = b
+        .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(
+        a.get(&format!("/v2/hop/blobs/{d}")).await.body.as_ref(),
+        all.as_slice()
+    );
+}
+
+#[tokio::test]
+async fn completion_uses_the_saved_hash_state_not_a_rehash() {
+    // Proof that the state is used: after the chunk, the stored bytes are
+    // changed behind the registry's back. A re-hash would see the change and
+    // refuse the digest of what was sent; the saved state accepts it.
+    let (a, b, dir) = replicas();
+    let r = a.req(Method::POST, "/v2/st/blobs/uploads/", &[], "").await;
+    let loc = path_of(r.header("location").unwrap());
+    let uuid = r.header("docker-upload-uuid").unwrap().to_string();
+    let sent = vec![9u8; 4096];
+    a.req(Method::PATCH, &loc, &[], sent.clone()).await;
+    let data = dir.path().join(format!(
+        "docker/registry/v2/repositories/st/_uploads/{uuid}/data"
+    ));
+    let mut changed = std::fs::read(&data).unwrap();
+    changed[0] = 0;
+    std::fs::write(&data, &changed).unwrap();
+    let d = Digest::sha256_of(&sent);
+    let r = b
+        .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "instance b continued from a's saved state"
+    );
+}

@@ -180,3 +180,83 @@ fn distribution_storage_served_by_berth() {
 fn berth_storage_served_by_distribution() {
     handoff(Server::under_test(), Server::Distribution);
 }
+
+/// A request with a body, on a blocking runtime.
+fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.headers().clone())
+    })
+}
+
+/// A chunked upload started on distribution continues on berth from the hash
+/// state distribution saved (same `hashstates` format), and completes.
+#[test]
+fn upload_started_on_distribution_completes_on_berth() {
+    if !require_tools(&["docker-registry"]) {
+        return;
+    }
+    let tmp = tempdir("berth-it-");
+    let root = tmp.path().join("storage");
+    let opts = RegistryOpts {
+        delete_enabled: false,
+    };
+    let first: Vec<u8> = (0..150_013u32).map(|i| (i % 253) as u8).collect();
+    let second: Vec<u8> = (0..7_777u32).map(|i| (i % 127) as u8).collect();
+
+    let dist = Registry::start(Server::Distribution, &root, opts);
+    let (status, h) = send(
+        "POST",
+        &dist.url("/v2/resume/me/blobs/uploads/"),
+        &[],
+        vec![],
+    );
+    assert_eq!(status, 202);
+    let loc = h["location"].to_str().unwrap().to_string();
+    let uuid = h["docker-upload-uuid"].to_str().unwrap().to_string();
+    let (status, _) = send(
+        "PATCH",
+        &loc,
+        &[("content-type", "application/octet-stream".into())],
+        first.clone(),
+    );
+    assert_eq!(status, 202);
+    dist.stop();
+
+    // distribution's saved state, read by berth's hasher, continues the hash.
+    let state_file = root.join(format!(
+        "docker/registry/v2/repositories/resume/me/_uploads/{uuid}/hashstates/sha256/{}",
+        first.len()
+    ));
+    let saved = std::fs::read(&state_file).unwrap();
+    let mut h = berth::oci::sha256_state::Sha256State::unmarshal(&saved)
+        .expect("distribution's hash state parses");
+    h.update(&second);
+    let all = [first.clone(), second.clone()].concat();
+    let want = berth::oci::digest::Digest::sha256_of(&all);
+    assert_eq!(hex::encode(h.finish()), want.hex());
+
+    // And berth finishes the upload distribution started.
+    let berth = Registry::start(Server::Berth, &root, opts);
+    let url = berth.url(&format!("/v2/resume/me/blobs/uploads/{uuid}?digest={want}"));
+    let (status, _) = send("PUT", &url, &[], second);
+    assert_eq!(status, 201);
+    let blob = http("GET", &berth.url(&format!("/v2/resume/me/blobs/{want}"))).unwrap();
+    assert_eq!(blob.body, all);
+}
