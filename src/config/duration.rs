@@ -98,9 +98,9 @@ pub fn format_go_duration(d: Duration) -> String {
     let nanos = d.subsec_nanos();
     let secs = d.as_secs();
     if secs == 0 {
-        return if nanos % 1_000_000 == 0 {
+        return if nanos.is_multiple_of(1_000_000) {
             format!("{}ms", nanos / 1_000_000)
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             format!("{}us", nanos / 1_000)
         } else {
             format!("{nanos}ns")

@@ -164,7 +164,7 @@ impl Hasher {
     }
 
     /// Bytes fed so far, when the hasher knows (sha256).
-    pub fn len(&self) -> Option<u64> {
+    pub fn bytes_hashed(&self) -> Option<u64> {
         match self {
             Hasher::Sha256(h) => Some(h.len()),
             Hasher::Sha512(_) => None,

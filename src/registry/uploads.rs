@@ -160,7 +160,7 @@ impl Registry {
         }
         .to_key();
         let state = self.driver.get_content(&key).await.ok()?;
-        Hasher::restore_state(alg, &state).filter(|h| h.len() == Some(offset))
+        Hasher::restore_state(alg, &state).filter(|h| h.bytes_hashed() == Some(offset))
     }
 
     /// Saves the running hash so another instance can continue the upload.
