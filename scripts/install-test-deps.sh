@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on Debian 12: the real clients and
 # distribution 2.8.2 used by tests/interop.rs, Apache htpasswd for
-# tests/htpasswd_cli.rs. Tools already present are not
+# tests/htpasswd_cli.rs, nginx for the replica tests. Tools already present are not
 # reinstalled, so a warm machine returns at once. Needs root (or sudo).
 set -euo pipefail
 
@@ -18,6 +18,7 @@ declare -A PKG=(
   [htpasswd]=apache2-utils
   [curl]=curl
   [openssl]=openssl
+  [nginx]=nginx-light
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
@@ -46,8 +47,17 @@ else
     fi
   fi
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
+  # Packages like nginx and docker.io start their services on install; the
+  # tests start their own on loopback, so keep the packaged ones stopped.
+  added_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
   "${SUDO[@]}" apt-get update -qq
   "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" </dev/null
+  if [ -n "$added_policy" ]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # The Rust side: fmt and clippy ship with the toolchain on these machines;

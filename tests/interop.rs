@@ -19,6 +19,7 @@ mod interop {
     mod distribution;
     mod docker;
     mod podman;
+    mod replicas;
     mod skopeo;
 }
 
