@@ -1,6 +1,8 @@
 //! Listings: tags of a repository and the catalog of repositories, in lexical
 //! order with `n`/`last` pagination.
 
+use std::cmp::Ordering;
+
 use super::{base_name, Registry, RegistryError, RegistryResult};
 use crate::oci::name::{RepoName, Tag};
 use crate::storage::paths::StoragePath;
@@ -74,35 +76,68 @@ impl Registry {
         Ok(paginate(tags, n, last.as_ref()))
     }
 
-    /// Every repository name: directories holding `_manifests`, found by
-    /// descending the repositories tree and skipping `_`-prefixed directories,
-    /// as distribution's catalog does.
+    /// Every repository name, in catalog order.
     pub async fn all_repositories(&self) -> RegistryResult<Vec<String>> {
+        Ok(self.walk_repositories(None, None, |_| true).await?.items)
+    }
+
+    /// Repositories in distribution's catalog order (component by component:
+    /// `a` < `a/b` < `a-b`) after `last`, at most `limit` of those `keep`
+    /// accepts. A repository is a directory holding `_manifests`; `_`-prefixed
+    /// directories are never entered. Subtrees wholly before `last` are not
+    /// listed and the walk stops once the page is full, so a page costs one
+    /// directory listing per repository on it (plus the path to `last`), not
+    /// a walk of the whole tree — what keeps `_catalog` cheap on object stores.
+    pub async fn walk_repositories(
+        &self,
+        last: Option<&str>,
+        limit: Option<usize>,
+        keep: impl Fn(&str) -> bool,
+    ) -> RegistryResult<Page<String>> {
         let root = StoragePath::RepositoriesRoot.to_key();
-        let mut found = Vec::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let children = match self.driver.list(&dir).await {
+        let mut items = Vec::new();
+        let mut stack = vec![String::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = if rel.is_empty() {
+                root.clone()
+            } else {
+                format!("{root}/{rel}")
+            };
+            let mut children = match self.driver.list(&dir).await {
                 Ok(c) => c,
                 Err(e) if e.is_not_found() => continue,
-                Err(e) if dir == root => return Err(e.into()),
+                Err(e) if rel.is_empty() => return Err(e.into()),
                 Err(e) => {
                     tracing::debug!(dir, error = %e, "skipping unreadable directory in catalog walk");
                     continue;
                 }
             };
+            children.sort_unstable_by(|a, b| base_name(b).cmp(base_name(a)));
+            let is_repo = children.iter().any(|c| base_name(c) == "_manifests");
+            let after_last = last.is_none_or(|l| component_cmp(&rel, l) == Ordering::Greater);
+            if is_repo && !rel.is_empty() && after_last && keep(&rel) {
+                if limit.is_some_and(|n| items.len() >= n) {
+                    return Ok(Page { items, more: true });
+                }
+                items.push(rel.clone());
+            }
             for child in children {
                 let base = base_name(&child);
-                if base == "_manifests" {
-                    if let Some(repo) = dir.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) {
-                        found.push(repo.to_string());
-                    }
-                } else if !base.starts_with('_') {
-                    stack.push(child);
+                if base.starts_with('_') {
+                    continue;
                 }
+                let sub = if rel.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{rel}/{base}")
+                };
+                if last.is_some_and(|l| may_skip(&sub, l)) {
+                    continue;
+                }
+                stack.push(sub);
             }
         }
-        Ok(found)
+        Ok(Page { items, more: false })
     }
 
     /// One page of the catalog, of the repositories `keep` accepts (the
@@ -113,16 +148,44 @@ impl Registry {
         last: Option<&str>,
         keep: impl Fn(&str) -> bool,
     ) -> RegistryResult<Page<String>> {
-        let mut all = self.all_repositories().await?;
-        all.retain(|r| keep(r));
-        let last = last.map(str::to_string);
-        Ok(paginate(all, n, last.as_ref()))
+        self.walk_repositories(last, n, keep).await
     }
+}
+
+/// Compares repository names component by component, as distribution orders
+/// its catalog.
+pub fn component_cmp(a: &str, b: &str) -> Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// True when nothing in the subtree `dir` (itself included) comes after
+/// `last`: `dir` sorts before `last` and is not one of its ancestors (`last`'s
+/// own subtree follows it, so it is never skipped).
+fn may_skip(dir: &str, last: &str) -> bool {
+    let is_ancestor =
+        last.len() > dir.len() && last.starts_with(dir) && last.as_bytes()[dir.len()] == b'/';
+    !is_ancestor && component_cmp(dir, last) == Ordering::Less
 }
 
 #[cfg(test)]
 mod tests {
-    use super::paginate;
+    use super::{component_cmp, may_skip, paginate};
+    use std::cmp::Ordering;
+
+    #[test]
+    fn catalog_order_and_pruning() {
+        let mut names = vec!["a-b", "a/b", "a", "b", "a/b/c", "ab"];
+        names.sort_by(|x, y| component_cmp(x, y));
+        assert_eq!(names, ["a", "a/b", "a/b/c", "a-b", "ab", "b"]);
+        assert_eq!(component_cmp("a/b", "a/b"), Ordering::Equal);
+        // Subtrees before `last` are skipped; ancestors of `last` are not.
+        assert!(may_skip("a", "b"));
+        assert!(!may_skip("a", "a/b"));
+        assert!(!may_skip("a/b", "a/b/c"));
+        assert!(may_skip("a/b", "a/c"));
+        assert!(!may_skip("a/b", "a/b"), "the subtree of last follows it");
+        assert!(!may_skip("c", "b"));
+    }
 
     #[test]
     fn pagination() {

@@ -88,6 +88,21 @@ impl TestRegistry {
         }
     }
 
+    /// A registry over any driver (instrumented ones in tests).
+    pub fn with_driver(
+        driver: Arc<dyn StorageDriver>,
+        configure: impl Fn(&mut Config),
+    ) -> TestRegistry {
+        let mut cfg = Config::default();
+        configure(&mut cfg);
+        TestRegistry {
+            app: berth::app::build_app(cfg, driver).expect("app"),
+            root: None,
+            kind: "custom",
+            _dir: None,
+        }
+    }
+
     /// A filesystem-backed registry over an existing root (replica tests).
     pub fn filesystem_at(root: &std::path::Path, configure: impl Fn(&mut Config)) -> TestRegistry {
         let mut cfg = Config::default();
