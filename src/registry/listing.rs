@@ -74,7 +74,23 @@ impl Registry {
         Ok(paginate(tags, n, last.as_ref()))
     }
 
-    /// Every repository name: directories holding `_manifests`, found by
+    /// True when `<manifests_dir>/revisions/<alg>/` holds at least one
+    /// manifest: a repository whose manifests were all deleted (and then
+    /// collected) leaves empty directories behind and is no longer listed.
+    async fn has_revisions(&self, manifests_dir: &str) -> RegistryResult<bool> {
+        for alg in self
+            .list_or_empty(&format!("{manifests_dir}/revisions"))
+            .await?
+        {
+            if !self.list_or_empty(&alg).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every repository name: directories holding `_manifests` with at least
+    /// one manifest revision, found by
     /// descending the repositories tree and skipping `_`-prefixed directories,
     /// as distribution's catalog does.
     pub async fn all_repositories(&self) -> RegistryResult<Vec<String>> {
@@ -94,8 +110,11 @@ impl Registry {
             for child in children {
                 let base = base_name(&child);
                 if base == "_manifests" {
-                    if let Some(repo) = dir.strip_prefix(&root).and_then(|r| r.strip_prefix('/')) {
-                        found.push(repo.to_string());
+                    let repo = dir.strip_prefix(&root).and_then(|r| r.strip_prefix('/'));
+                    if let Some(repo) = repo {
+                        if self.has_revisions(&child).await? {
+                            found.push(repo.to_string());
+                        }
                     }
                 } else if !base.starts_with('_') {
                     stack.push(child);

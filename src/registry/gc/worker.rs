@@ -41,8 +41,15 @@ pub fn spawn_gc(
             "online garbage collection enabled"
         );
         while wait(interval, &mut shutdown).await {
-            if let Err(e) = run_once(&registry, &opts, &no_events).await {
-                tracing::error!(error = %e, "garbage collection failed; retrying next interval");
+            // Shutdown abandons a run between two storage calls: every single
+            // delete is of something unreferenced, so stopping anywhere is safe.
+            tokio::select! {
+                r = run_once(&registry, &opts, &no_events) => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "garbage collection failed; retrying next interval");
+                    }
+                }
+                _ = shutdown.changed() => break,
             }
         }
     })
@@ -59,8 +66,13 @@ pub fn spawn_purge(
     tokio::spawn(async move {
         let mut period = interval.min(Duration::from_secs(60));
         while wait(period, &mut shutdown).await {
-            if let Err(e) = purge_uploads(&registry, &opts).await {
-                tracing::error!(error = %e, "upload purge failed; retrying next interval");
+            tokio::select! {
+                r = purge_uploads(&registry, &opts) => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "upload purge failed; retrying next interval");
+                    }
+                }
+                _ = shutdown.changed() => break,
             }
             period = interval;
         }
