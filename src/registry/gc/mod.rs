@@ -214,3 +214,12 @@ pub async fn run_once(
     );
     Ok(report)
 }
+
+impl Registry {
+    /// Makes the request path record the digests it uses, for `retention`
+    /// (the online grace period); [`worker::spawn_gc`] calls this. Zero
+    /// stops recording.
+    pub async fn track_recent_digests(&self, retention: Duration) {
+        self.recent.set_retention(retention).await;
+    }
+}

@@ -32,7 +32,7 @@ pub fn spawn_gc(
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        registry.recent.set_retention(opts.grace).await;
+        registry.track_recent_digests(opts.grace).await;
         tracing::info!(
             interval_s = interval.as_secs_f64(),
             grace_s = opts.grace.as_secs_f64(),
