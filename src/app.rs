@@ -98,6 +98,11 @@ impl Maintenance {
         Maintenance { shutdown, tasks }
     }
 
+    /// How many workers are running (none in read-only mode).
+    pub fn running(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Signals the workers and waits for them; a run in progress stops at its
     /// next storage call (each delete is of unreferenced data, so any stopping
     /// point is safe).

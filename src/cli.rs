@@ -161,7 +161,11 @@ async fn garbage_collect(args: GcArgs) -> anyhow::Result<()> {
     };
     let tty = std::io::stderr().is_terminal();
     let progress_shown = std::sync::atomic::AtomicBool::new(false);
-    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
     let on_event = |event: GcEvent<'_>| {
         let clear = |shown: &std::sync::atomic::AtomicBool| {
             if shown.swap(false, std::sync::atomic::Ordering::Relaxed) {

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/clients.rs"]
-#[allow(dead_code)]
 mod clients;
 #[path = "common/procs.rs"]
 mod procs;

@@ -110,7 +110,11 @@ fn write_with_distribution(tmp: &Path) -> (PathBuf, BTreeSet<String>) {
         }
     }
     for r in ["gc/app:gone", "gc/lone:1"] {
-        skopeo(&["delete", "--tls-verify=false", &format!("docker://{host}/{r}")]);
+        skopeo(&[
+            "delete",
+            "--tls-verify=false",
+            &format!("docker://{host}/{r}"),
+        ]);
     }
     reg.stop();
     (root, children)

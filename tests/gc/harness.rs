@@ -124,7 +124,12 @@ impl Fixture {
                 data.to_vec(),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}: push blob {d}", self.kind);
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}: push blob {d}",
+            self.kind
+        );
         d
     }
 
@@ -158,7 +163,12 @@ impl Fixture {
                 Vec::new(),
             )
             .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}: delete {digest}", self.kind);
+        assert_eq!(
+            r.status,
+            StatusCode::ACCEPTED,
+            "{}: delete {digest}",
+            self.kind
+        );
     }
 
     /// True when the blob's data is in global storage.
@@ -221,8 +231,10 @@ pub fn image_manifest(
 pub fn index_manifest(children: &[(Digest, usize)]) -> Vec<u8> {
     let ms: Vec<_> = children
         .iter()
-        .map(|(d, s)| json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": s,
-                             "platform": {"architecture": "amd64", "os": "linux"}}))
+        .map(|(d, s)| {
+            json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": s,
+                             "platform": {"architecture": "amd64", "os": "linux"}})
+        })
         .collect();
     serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms}))
         .expect("json")
@@ -253,7 +265,8 @@ impl Fixture {
         );
         let digest = Digest::sha256_of(&body);
         let reference = tag.map_or_else(|| digest.to_string(), str::to_string);
-        self.put_manifest(repo, &reference, OCI_MANIFEST, &body).await;
+        self.put_manifest(repo, &reference, OCI_MANIFEST, &body)
+            .await;
         Image {
             manifest: digest,
             body,

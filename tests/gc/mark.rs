@@ -28,12 +28,20 @@ struct Scenario {
 async fn build(f: &Fixture) -> Scenario {
     let base: &[u8] = b"shared base layer";
     // A tagged image; its base layer is shared by several images.
-    let tagged = f.push_image("app", Some("v1"), "tagged", &[base, b"l1"], None).await;
+    let tagged = f
+        .push_image("app", Some("v1"), "tagged", &[base, b"l1"], None)
+        .await;
     // `v2` first names one image, then moves to another: the first is untagged.
-    let moved_away = f.push_image("app", Some("v2"), "moved", &[b"l2"], None).await;
-    let retagged = f.push_image("app", Some("v2"), "retagged", &[base, b"l3"], None).await;
+    let moved_away = f
+        .push_image("app", Some("v2"), "moved", &[b"l2"], None)
+        .await;
+    let retagged = f
+        .push_image("app", Some("v2"), "retagged", &[base, b"l3"], None)
+        .await;
     // A tagged index whose children were pushed by digest (untagged).
-    let child_a = f.push_image("app", None, "child-a", &[base, b"l4"], None).await;
+    let child_a = f
+        .push_image("app", None, "child-a", &[base, b"l4"], None)
+        .await;
     let child_b = f.push_image("app", None, "child-b", &[b"l5"], None).await;
     let index_body = index_manifest(&[
         (child_a.manifest.clone(), child_a.body.len()),
@@ -63,7 +71,9 @@ async fn build(f: &Fixture) -> Scenario {
     // A blob uploaded and never referenced.
     let orphan = f.push_blob("app", b"orphan").await;
     // A repository whose only manifest is deleted.
-    let lone = f.push_image("lone", Some("x"), "lone", &[b"lone layer"], None).await;
+    let lone = f
+        .push_image("lone", Some("x"), "lone", &[b"lone layer"], None)
+        .await;
     f.delete_manifest("lone", &lone.manifest).await;
 
     Scenario {
@@ -90,12 +100,32 @@ fn table(s: &Scenario) -> Vec<(&'static str, Vec<Digest>, bool, bool)> {
     vec![
         ("tagged image", s.tagged.all_blobs(), true, true),
         ("shared base layer", vec![s.base.clone()], true, true),
-        ("image whose tag moved away", s.moved_away.all_blobs(), true, false),
+        (
+            "image whose tag moved away",
+            s.moved_away.all_blobs(),
+            true,
+            false,
+        ),
         ("image the tag moved to", s.retagged.all_blobs(), true, true),
-        ("untagged child of a tagged index", s.child_a.all_blobs(), true, true),
-        ("other child of a tagged index", s.child_b.all_blobs(), true, true),
+        (
+            "untagged child of a tagged index",
+            s.child_a.all_blobs(),
+            true,
+            true,
+        ),
+        (
+            "other child of a tagged index",
+            s.child_b.all_blobs(),
+            true,
+            true,
+        ),
         ("the index", vec![s.index.clone()], true, true),
-        ("referrer of a tagged manifest", s.referrer_of_tagged.all_blobs(), true, true),
+        (
+            "referrer of a tagged manifest",
+            s.referrer_of_tagged.all_blobs(),
+            true,
+            true,
+        ),
         (
             "untagged referrer of an untagged manifest",
             s.referrer_of_untagged.all_blobs(),
@@ -110,14 +140,38 @@ fn table(s: &Scenario) -> Vec<(&'static str, Vec<Digest>, bool, bool)> {
         ),
         (
             "deleted manifest, its config and unique layer",
-            vec![s.deleted.manifest.clone(), s.deleted.config.clone(), d(b"l10")],
+            vec![
+                s.deleted.manifest.clone(),
+                s.deleted.config.clone(),
+                d(b"l10"),
+            ],
             false,
             false,
         ),
-        ("layer shared with another repository", vec![d(b"l8")], true, true),
-        ("image in the other repository", s.other_repo.all_blobs(), true, true),
-        ("blob never referenced", vec![s.orphan.clone()], false, false),
-        ("deleted repository's image", s.lone.all_blobs(), false, false),
+        (
+            "layer shared with another repository",
+            vec![d(b"l8")],
+            true,
+            true,
+        ),
+        (
+            "image in the other repository",
+            s.other_repo.all_blobs(),
+            true,
+            true,
+        ),
+        (
+            "blob never referenced",
+            vec![s.orphan.clone()],
+            false,
+            false,
+        ),
+        (
+            "deleted repository's image",
+            s.lone.all_blobs(),
+            false,
+            false,
+        ),
     ]
 }
 
@@ -133,7 +187,11 @@ async fn check(delete_untagged: bool) {
         let dry = f.gc(&opts).await;
         for (what, blobs, _, _) in &rows {
             for b in blobs {
-                assert!(f.blob_stored(b).await, "{}: dry run removed {what} {b}", f.kind);
+                assert!(
+                    f.blob_stored(b).await,
+                    "{}: dry run removed {what} {b}",
+                    f.kind
+                );
             }
         }
         let report = f
@@ -162,7 +220,11 @@ async fn check(delete_untagged: bool) {
         let mut real_list: Vec<_> = report.blobs_removed.iter().map(|b| &b.digest).collect();
         dry_list.sort();
         real_list.sort();
-        assert_eq!(dry_list, real_list, "{}: dry run lists what the run removes", f.kind);
+        assert_eq!(
+            dry_list, real_list,
+            "{}: dry run lists what the run removes",
+            f.kind
+        );
         assert_eq!(
             report.bytes_freed,
             report.blobs_removed.iter().map(|b| b.size).sum::<u64>()
@@ -215,7 +277,12 @@ async fn check(delete_untagged: bool) {
         // The repository with no manifest left is not in the catalog.
         let cat = f.get("/v2/_catalog").await;
         let cat: serde_json::Value = serde_json::from_slice(&cat.body).expect("json");
-        assert_eq!(cat["repositories"], serde_json::json!(["app", "other"]), "{}", f.kind);
+        assert_eq!(
+            cat["repositories"],
+            serde_json::json!(["app", "other"]),
+            "{}",
+            f.kind
+        );
     }
 }
 

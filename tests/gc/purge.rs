@@ -11,10 +11,18 @@ use crate::harness::Fixture;
 /// Starts an upload and returns its storage directory key.
 async fn start(f: &Fixture, repo: &str) -> String {
     let r = f
-        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), None, Vec::new())
+        .req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            None,
+            Vec::new(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", f.kind);
-    let id = r.headers["docker-upload-uuid"].to_str().unwrap().to_string();
+    let id = r.headers["docker-upload-uuid"]
+        .to_str()
+        .unwrap()
+        .to_string();
     format!("/docker/registry/v2/repositories/{repo}/_uploads/{id}")
 }
 
@@ -75,4 +83,18 @@ async fn old_uploads_are_purged_fresh_ones_kept() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", f.kind);
     }
+}
+
+#[tokio::test]
+async fn no_maintenance_workers_in_read_only_mode() {
+    let f = Fixture::memory();
+    let mut cfg = berth::config::Config::default();
+    cfg.storage.maintenance.gc.enabled = true;
+    let m = berth::app::Maintenance::start(&cfg, &f.registry);
+    assert_eq!(m.running(), 2, "purge and gc");
+    m.stop().await;
+    cfg.storage.maintenance.readonly.enabled = true;
+    let m = berth::app::Maintenance::start(&cfg, &f.registry);
+    assert_eq!(m.running(), 0);
+    m.stop().await;
 }

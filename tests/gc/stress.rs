@@ -43,7 +43,12 @@ struct Shared {
 async fn push_blob_like_a_client(f: &Fixture, repo: &str, from: &str, data: &[u8]) -> Digest {
     let d = Digest::sha256_of(data);
     let head = f
-        .req(Method::HEAD, &format!("/v2/{repo}/blobs/{d}"), None, Vec::new())
+        .req(
+            Method::HEAD,
+            &format!("/v2/{repo}/blobs/{d}"),
+            None,
+            Vec::new(),
+        )
         .await;
     if head.status == StatusCode::OK {
         return d;
@@ -64,7 +69,14 @@ async fn push_blob_like_a_client(f: &Fixture, repo: &str, from: &str, data: &[u8
 }
 
 /// Pushes config and layers then the manifest under `tag`.
-async fn push(f: &Fixture, repo: &str, from: &str, tag: &str, seed: &str, layers: &[Vec<u8>]) -> Image {
+async fn push(
+    f: &Fixture,
+    repo: &str,
+    from: &str,
+    tag: &str,
+    seed: &str,
+    layers: &[Vec<u8>],
+) -> Image {
     let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}");
     let cd = push_blob_like_a_client(f, repo, from, config.as_bytes()).await;
     let mut ls = Vec::new();
@@ -84,13 +96,27 @@ async fn push(f: &Fixture, repo: &str, from: &str, tag: &str, seed: &str, layers
 /// Pulls by tag and checks the manifest and every blob against its digest.
 async fn pull_and_verify(f: &Fixture, p: &Pushed) {
     let r = f.get(&format!("/v2/{}/manifests/{}", p.repo, p.tag)).await;
-    assert_eq!(r.status, StatusCode::OK, "{}: pull {}:{}", f.kind, p.repo, p.tag);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}: pull {}:{}",
+        f.kind,
+        p.repo,
+        p.tag
+    );
     assert_eq!(Digest::sha256_of(&r.body), p.image.manifest, "{}", f.kind);
     let mut blobs = vec![p.image.config.clone()];
     blobs.extend(p.image.layers.iter().cloned());
     for b in blobs {
         let r = f.get(&format!("/v2/{}/blobs/{b}", p.repo)).await;
-        assert_eq!(r.status, StatusCode::OK, "{}: blob {b} of {}:{}", f.kind, p.repo, p.tag);
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}: blob {b} of {}:{}",
+            f.kind,
+            p.repo,
+            p.tag
+        );
         assert_eq!(Digest::sha256_of(&r.body), b, "{}: content of {b}", f.kind);
     }
 }
@@ -148,7 +174,8 @@ async fn writer(f: Fixture, w: usize, shared: Arc<Mutex<Shared>>) {
                 let image = push(&f, &repo, &from, &tag, &seed, &layers).await;
                 assert_eq!(image.manifest, old.image.manifest);
                 let mut s = shared.lock().unwrap();
-                s.deleted.retain(|(d, _)| d.image.manifest != old.image.manifest);
+                s.deleted
+                    .retain(|(d, _)| d.image.manifest != old.image.manifest);
                 s.live.push(Pushed {
                     repo: repo.clone(),
                     tag,
@@ -215,11 +242,12 @@ async fn stress(f: Fixture) {
     }
     let (runs, removed_during) = gc.await.unwrap();
 
-    let s = shared.lock().unwrap();
-    let live = s.live.clone();
+    let (live, deleted) = {
+        let s = shared.lock().unwrap();
+        let deleted: Vec<Pushed> = s.deleted.iter().map(|(d, _)| d.clone()).collect();
+        (s.live.clone(), deleted)
+    };
     let repushed = live.iter().filter(|p| p.tag.starts_with("again")).count();
-    let deleted: Vec<Pushed> = s.deleted.iter().map(|(d, _)| d.clone()).collect();
-    drop(s);
     for p in &live {
         pull_and_verify(&f, p).await;
     }
@@ -242,7 +270,13 @@ async fn stress(f: Fixture) {
     for p in &deleted {
         for b in p.image.all_blobs() {
             if !live_blobs.contains(&b) {
-                assert!(!f.blob_stored(&b).await, "{}: {b} of deleted {}:{} still stored", f.kind, p.repo, p.tag);
+                assert!(
+                    !f.blob_stored(&b).await,
+                    "{}: {b} of deleted {}:{} still stored",
+                    f.kind,
+                    p.repo,
+                    p.tag
+                );
                 gone += 1;
             }
         }
@@ -259,7 +293,11 @@ async fn stress(f: Fixture) {
         last.blobs_removed.len(),
         pulls.load(Ordering::Relaxed)
     );
-    assert!(!deleted.is_empty() && gone > 0, "{}: the test deleted nothing", f.kind);
+    assert!(
+        !deleted.is_empty() && gone > 0,
+        "{}: the test deleted nothing",
+        f.kind
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

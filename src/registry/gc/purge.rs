@@ -61,7 +61,10 @@ async fn started_at(driver: &dyn StorageDriver, dir: &str) -> RegistryResult<Opt
 }
 
 /// Removes upload sessions older than `opts.age`.
-pub async fn purge_uploads(registry: &Registry, opts: &PurgeOptions) -> RegistryResult<PurgeReport> {
+pub async fn purge_uploads(
+    registry: &Registry,
+    opts: &PurgeOptions,
+) -> RegistryResult<PurgeReport> {
     let started = Instant::now();
     let driver = registry.driver.as_ref();
     let cutoff = SystemTime::now()

@@ -80,7 +80,9 @@ mod tests {
                 }),
             ),
             (
-                format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{a}"}},{{"digest":"{c}"}}]}}"#),
+                format!(
+                    r#"{{"schemaVersion":2,"manifests":[{{"digest":"{a}"}},{{"digest":"{c}"}}]}}"#
+                ),
                 Some(ManifestRefs {
                     blobs: vec![],
                     children: vec![a.clone(), c.clone()],
