@@ -98,3 +98,31 @@ async fn no_maintenance_workers_in_read_only_mode() {
     assert_eq!(m.running(), 0);
     m.stop().await;
 }
+
+#[test]
+fn gc_config_keys_and_env_overrides() {
+    use berth::config::Config;
+    let yaml = "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    gc:\n      enabled: true\n      interval: 30m\n      deleteuntagged: true\n";
+    let env = vec![(
+        "REGISTRY_STORAGE_MAINTENANCE_GC_GRACEPERIOD".to_string(),
+        "2h".to_string(),
+    )];
+    let (c, warnings) = Config::load_str(yaml, "test.yml", env).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let gc = &c.storage.maintenance.gc;
+    assert!(gc.enabled && gc.deleteuntagged && !gc.dryrun);
+    assert_eq!(gc.interval, Duration::from_secs(1800));
+    assert_eq!(gc.graceperiod, Duration::from_secs(7200));
+    c.validate().unwrap();
+
+    let zero = "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    gc:\n      enabled: true\n      graceperiod: 0s\n";
+    let err = match Config::load_str(zero, "test.yml", Vec::new()) {
+        Ok((c, _)) => c.validate().unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("storage.maintenance.gc.graceperiod"), "{err}");
+    // Off by default.
+    let (c, _) =
+        Config::load_str("version: 0.1\nstorage: inmemory\n", "test.yml", Vec::new()).unwrap();
+    assert!(!c.storage.maintenance.gc.enabled);
+}
