@@ -27,19 +27,91 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
 /// memory or temporary-directory drivers. Fails on a bad `auth`/`access`
 /// section (files that cannot be read, unknown actions), naming the key.
 pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Result<Router> {
+    let registry = registry_for(&config, driver);
+    build_app_with(config, registry)
+}
+
+/// The registry layer the configuration describes, over `driver`.
+pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry {
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
     };
+    Registry::new(driver, options)
+}
+
+/// [`build_app`] over an existing registry, so background workers (online
+/// GC) share its in-process state with the request path.
+pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Router> {
     let auth = Authenticator::from_config(config.auth.as_ref())?;
     let policy =
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let state = Arc::new(HttpState {
-        registry: Registry::new(driver, options),
+        registry,
         config: Arc::new(config),
         auth,
         policy,
     });
     Ok(router(state))
+}
+
+/// The background maintenance workers of a serving registry (online GC,
+/// upload purging); [`Maintenance::stop`] ends them.
+pub struct Maintenance {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Maintenance {
+    /// Starts the workers the configuration enables. None run in read-only
+    /// mode: they would write (delete) behind the operator's back.
+    pub fn start(config: &Config, registry: &Registry) -> Maintenance {
+        use crate::registry::gc::{purge::PurgeOptions, worker, GcOptions};
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        let m = &config.storage.maintenance;
+        if m.readonly.enabled {
+            if m.gc.enabled || m.uploadpurging.enabled {
+                tracing::info!("read-only mode: garbage collection and upload purging are off");
+            }
+            return Maintenance { shutdown, tasks };
+        }
+        if m.uploadpurging.enabled {
+            let opts = PurgeOptions {
+                age: m.uploadpurging.age,
+                dry_run: m.uploadpurging.dryrun,
+            };
+            tasks.push(worker::spawn_purge(
+                registry.clone(),
+                m.uploadpurging.interval,
+                opts,
+                rx.clone(),
+            ));
+        }
+        if m.gc.enabled {
+            let opts = GcOptions {
+                dry_run: m.gc.dryrun,
+                delete_untagged: m.gc.deleteuntagged,
+                grace: m.gc.graceperiod,
+            };
+            tasks.push(worker::spawn_gc(registry.clone(), m.gc.interval, opts, rx));
+        }
+        Maintenance { shutdown, tasks }
+    }
+
+    /// How many workers are running (none in read-only mode).
+    pub fn running(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Signals the workers and waits for them; a run in progress stops at its
+    /// next storage call (each delete is of unreferenced data, so any stopping
+    /// point is safe).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 /// Runs the registry server until Ctrl-C / SIGTERM, then drains connections.
@@ -79,8 +151,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     );
     let drain = config.http.draintimeout;
-    let app = build_app(config, driver)?;
-    crate::tls::serve_tls(listener, app, tls, http2, drain, shutdown_signal()).await?;
+    let registry = registry_for(&config, driver);
+    let maintenance = Maintenance::start(&config, &registry);
+    let app = build_app_with(config, registry)?;
+    let served = crate::tls::serve_tls(listener, app, tls, http2, drain, shutdown_signal()).await;
+    maintenance.stop().await;
+    served?;
     tracing::info!("berth stopped");
     Ok(())
 }
@@ -106,14 +182,18 @@ async fn serve_plain(
              (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
-    let app = build_app(config, driver)?;
-    axum::serve(
+    let registry = registry_for(&config, driver);
+    let maintenance = Maintenance::start(&config, &registry);
+    let app = build_app_with(config, registry)?;
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server error")?;
+    .context("server error");
+    maintenance.stop().await;
+    served?;
     tracing::info!("berth stopped");
     Ok(())
 }

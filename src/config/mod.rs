@@ -195,6 +195,40 @@ pub struct MaintenanceConfig {
     pub uploadpurging: UploadPurgingConfig,
     /// Read-only mode.
     pub readonly: ReadOnlyConfig,
+    /// Online garbage collection (berth extension; distribution ignores
+    /// unknown `maintenance` keys, so the file stays valid for registry:2).
+    pub gc: GcConfig,
+}
+
+/// `storage.maintenance.gc:` section (berth only): the online collector.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GcConfig {
+    /// Run the collector while serving (default false).
+    pub enabled: bool,
+    /// Time between runs (default 1h).
+    #[serde(with = "duration::serde_go")]
+    pub interval: Duration,
+    /// Nothing written, linked or used more recently than this is removed;
+    /// must exceed the longest push (default 1h).
+    #[serde(with = "duration::serde_go")]
+    pub graceperiod: Duration,
+    /// Also unlink manifests no tag keeps, like `--delete-untagged`.
+    pub deleteuntagged: bool,
+    /// Only log what would be removed.
+    pub dryrun: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            enabled: false,
+            interval: Duration::from_secs(3600),
+            graceperiod: Duration::from_secs(3600),
+            deleteuntagged: false,
+            dryrun: false,
+        }
+    }
 }
 
 /// `storage.maintenance.uploadpurging:` section, with distribution's defaults.
@@ -679,6 +713,27 @@ impl Config {
                     "unsupported version {:?} (only {SUPPORTED_VERSION:?} is supported)",
                     self.version
                 ),
+            ));
+        }
+        let gc = &self.storage.maintenance.gc;
+        if gc.enabled && gc.interval.is_zero() {
+            return Err(ConfigError::invalid(
+                "storage.maintenance.gc.interval",
+                "must be greater than zero when gc is enabled",
+            ));
+        }
+        if gc.enabled && gc.graceperiod.is_zero() {
+            return Err(ConfigError::invalid(
+                "storage.maintenance.gc.graceperiod",
+                "must be greater than zero when gc is enabled (it protects pushes in progress)",
+            ));
+        }
+        if self.storage.maintenance.uploadpurging.enabled
+            && self.storage.maintenance.uploadpurging.interval.is_zero()
+        {
+            return Err(ConfigError::invalid(
+                "storage.maintenance.uploadpurging.interval",
+                "must be greater than zero when upload purging is enabled",
             ));
         }
         match self.log.level.to_ascii_lowercase().as_str() {

@@ -16,7 +16,11 @@ pub struct BlobInfo {
 
 impl Registry {
     /// Size of the blob's data in global storage, `None` when absent.
+    /// Touches the online-GC tracker first: whoever relies on the answer
+    /// (a HEAD before a push, a manifest's reference check, a mount, an
+    /// upload's dedup) cannot lose the blob to a concurrent collection.
     pub(super) async fn global_blob_size(&self, digest: &Digest) -> RegistryResult<Option<u64>> {
+        self.recent.touch(digest).await;
         match self
             .driver
             .stat(&StoragePath::BlobData { digest }.to_key())

@@ -76,6 +76,26 @@ impl Registry {
         Ok(paginate(tags, n, last.as_ref()))
     }
 
+    /// True when `<manifests_dir>/revisions/<alg>/` holds at least one
+    /// manifest: a repository whose manifests were all deleted (and then
+    /// collected) leaves empty directories behind and is no longer listed.
+    async fn has_revisions(&self, manifests_dir: &str) -> RegistryResult<bool> {
+        // Almost every manifest is sha256: one listing decides the common case.
+        let sha256 = format!("{manifests_dir}/revisions/sha256");
+        if !self.list_or_empty(&sha256).await?.is_empty() {
+            return Ok(true);
+        }
+        for alg in self
+            .list_or_empty(&format!("{manifests_dir}/revisions"))
+            .await?
+        {
+            if !self.list_or_empty(&alg).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every repository name, in catalog order.
     pub async fn all_repositories(&self) -> RegistryResult<Vec<String>> {
         Ok(self.walk_repositories(None, None, |_| true).await?.items)
@@ -83,7 +103,8 @@ impl Registry {
 
     /// Repositories in distribution's catalog order (component by component:
     /// `a` < `a/b` < `a-b`) after `last`, at most `limit` of those `keep`
-    /// accepts. A repository is a directory holding `_manifests`; `_`-prefixed
+    /// accepts. A repository is a directory holding `_manifests` with at least
+    /// one manifest revision; `_`-prefixed
     /// directories are never entered. Subtrees wholly before `last` are not
     /// listed and the walk stops once the page is full, so a page costs one
     /// directory listing per repository on it (plus the path to `last`), not
@@ -113,9 +134,14 @@ impl Registry {
                 }
             };
             children.sort_unstable_by(|a, b| base_name(b).cmp(base_name(a)));
-            let is_repo = children.iter().any(|c| base_name(c) == "_manifests");
+            let manifests = children.iter().find(|c| base_name(c) == "_manifests");
             let after_last = last.is_none_or(|l| component_cmp(&rel, l) == Ordering::Greater);
-            if is_repo && !rel.is_empty() && after_last && keep(&rel) {
+            let candidate = !rel.is_empty() && after_last && keep(&rel);
+            let is_repo = match manifests {
+                Some(m) if candidate => self.has_revisions(m).await?,
+                _ => false,
+            };
+            if is_repo {
                 if limit.is_some_and(|n| items.len() >= n) {
                     return Ok(Page { items, more: true });
                 }

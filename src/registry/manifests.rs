@@ -47,6 +47,9 @@ impl Registry {
                 .ok_or(RegistryError::ManifestUnknown)?,
             Reference::Digest(d) => d.clone(),
         };
+        // Online GC keeps what requests resolve (an index push checking its
+        // children, a pull, a re-tag): see gc::tracker.
+        self.recent.touch(&digest).await;
         let linked = self
             .read_link(StoragePath::ManifestRevisionLink {
                 name,

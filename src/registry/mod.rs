@@ -3,6 +3,7 @@
 //! It sees no HTTP types and reaches storage only through `StorageDriver`.
 
 mod blobs;
+pub mod gc;
 mod listing;
 mod manifests;
 mod referrers;
@@ -70,6 +71,8 @@ pub struct Registry {
     driver: Arc<dyn StorageDriver>,
     options: RegistryOptions,
     hashers: Arc<uploads::HasherCache>,
+    /// Digests used by requests recently; online GC keeps them (gc::tracker).
+    recent: Arc<gc::tracker::RecentDigests>,
 }
 
 impl Registry {
@@ -79,6 +82,7 @@ impl Registry {
             driver,
             options,
             hashers: Arc::new(uploads::HasherCache::default()),
+            recent: Arc::new(gc::tracker::RecentDigests::default()),
         }
     }
 
@@ -102,7 +106,10 @@ impl Registry {
     }
 
     /// Writes a link file in distribution's format (`sha256:<hex>`, no newline).
+    /// Every link write goes through here, so online GC sees each digest a
+    /// request links (layer, revision, tag) as recently used.
     async fn write_link(&self, path: StoragePath<'_>, digest: &Digest) -> RegistryResult<()> {
+        self.recent.touch(digest).await;
         self.driver
             .put_content(&path.to_key(), Bytes::from(digest.to_string()))
             .await?;
