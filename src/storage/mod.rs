@@ -7,6 +7,7 @@
 
 pub mod filesystem;
 pub mod memory;
+pub mod object_store;
 pub mod paths;
 
 use std::pin::Pin;
