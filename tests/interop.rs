@@ -12,6 +12,8 @@
 mod clients;
 #[path = "common/procs.rs"]
 mod procs;
+#[path = "common/s3.rs"]
+mod s3;
 
 mod interop {
     mod auth;
@@ -19,6 +21,7 @@ mod interop {
     mod distribution;
     mod docker;
     mod podman;
+    mod s3;
     mod skopeo;
 }
 
