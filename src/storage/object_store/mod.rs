@@ -16,6 +16,7 @@
 //! is safe because blobs are content-addressed (two writers of one key write
 //! the same bytes) and links/tags are single small objects replaced whole.
 
+mod inner;
 pub mod s3;
 mod writer;
 
@@ -24,17 +25,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{
-    Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectStore, PutOptions, PutPayload,
-};
+use object_store::{Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectStore};
 
-use super::{
-    validate_path, BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult,
-};
+use super::{BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult};
+use inner::Inner;
 use writer::{is_marked, read_state, ObjectWriter};
 
 /// How long a presigned redirect URL stays valid (distribution uses 20 min).
@@ -87,17 +85,6 @@ impl Default for DriverOptions {
     }
 }
 
-/// Shared state of a driver and its writers.
-pub(crate) struct Inner {
-    name: &'static str,
-    store: Arc<dyn ObjectStore>,
-    multipart: Arc<dyn MultipartStore>,
-    signer: Arc<dyn Signer>,
-    /// `rootdirectory` without leading/trailing slashes ("" for the bucket root).
-    root: String,
-    opts: DriverOptions,
-}
-
 /// A `StorageDriver` over any `object_store` backend with multipart and
 /// signing support; cloning shares the client.
 #[derive(Clone)]
@@ -134,151 +121,6 @@ impl ObjectStoreDriver {
                 opts,
             }),
         }
-    }
-}
-
-impl Inner {
-    fn err(&self, e: impl std::fmt::Display) -> StorageError {
-        StorageError::backend(self.name, e)
-    }
-
-    /// Maps a backend error on `key`: the store's not-found is ours.
-    fn map_err(&self, key: &str, e: object_store::Error) -> StorageError {
-        match e {
-            object_store::Error::NotFound { .. } => StorageError::NotFound(key.to_string()),
-            other => self.err(other),
-        }
-    }
-
-    /// The object path of a valid key.
-    fn path(&self, key: &str) -> StorageResult<Path> {
-        validate_path(key)?;
-        let raw = if self.root.is_empty() {
-            key[1..].to_string()
-        } else {
-            format!("{}{key}", self.root)
-        };
-        Path::parse(raw).map_err(|_| StorageError::InvalidPath(key.to_string()))
-    }
-
-    /// The key of an object path, or `None` for names outside the key
-    /// grammar (the driver's own state objects, foreign objects).
-    fn key_of(&self, path: &Path) -> Option<String> {
-        let raw = path.as_ref();
-        let rest = if self.root.is_empty() {
-            raw
-        } else {
-            raw.strip_prefix(&self.root)?.strip_prefix('/')?
-        };
-        let key = format!("/{rest}");
-        validate_path(&key).ok().map(|()| key)
-    }
-
-    /// Fetches an object (or just its headers with `head`), with its
-    /// attributes, which carry the in-progress upload marker.
-    async fn get(&self, key: &str, path: &Path, opts: GetOptions) -> StorageResult<GetResult> {
-        self.store
-            .get_opts(path, opts)
-            .await
-            .map_err(|e| self.map_err(key, e))
-    }
-
-    async fn head(&self, key: &str, path: &Path) -> StorageResult<GetResult> {
-        let opts = GetOptions {
-            head: true,
-            ..Default::default()
-        };
-        self.get(key, path, opts).await
-    }
-
-    /// Refuses to read an upload whose bytes are partly in an unfinished
-    /// multipart upload (the object, if any, is older content).
-    async fn check_readable(
-        &self,
-        key: &str,
-        path: &Path,
-        attrs: &Attributes,
-    ) -> StorageResult<()> {
-        if !is_marked(attrs) {
-            return Ok(());
-        }
-        match read_state(self, path).await? {
-            Some(state) => Err(self.err(format!(
-                "{key} is an upload in progress ({} bytes, partly in multipart parts); \
-                 it can be read once committed",
-                state.size()
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// Reads a response body whole. Garage ends a response early when the
-    /// object is replaced meanwhile; for these small objects (links, tags,
-    /// manifests) a fresh GET then gives the whole new content, so a reader
-    /// sees the old or the new object, never an error or a mix.
-    async fn read_whole(
-        &self,
-        key: &str,
-        path: &Path,
-        first: GetResult,
-        opts: GetOptions,
-    ) -> StorageResult<Bytes> {
-        let mut response = first;
-        let mut attempt = 1;
-        loop {
-            match response.bytes().await {
-                Ok(b) => return Ok(b),
-                Err(e) if attempt >= READ_ATTEMPTS => return Err(self.map_err(key, e)),
-                Err(e) => tracing::debug!("re-reading {key} after {e}"),
-            }
-            attempt += 1;
-            response = self.get(key, path, opts.clone()).await?;
-        }
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        path: &Path,
-        data: Bytes,
-        attrs: Attributes,
-    ) -> StorageResult<()> {
-        let mut attributes = self.opts.attributes.clone();
-        for (k, v) in &attrs {
-            attributes.insert(k.clone(), v.clone());
-        }
-        let opts = PutOptions {
-            attributes,
-            ..Default::default()
-        };
-        self.store
-            .put_opts(path, PutPayload::from(data), opts)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.map_err(key, e))
-    }
-
-    /// Every object path under the directory `path`, including the driver's
-    /// own state objects.
-    fn list_all(&self, path: &Path) -> BoxStream<'static, object_store::Result<Path>> {
-        self.store.list(Some(path)).map_ok(|m| m.location).boxed()
-    }
-
-    /// Deletes objects in batches (one request per 1,000 keys); objects
-    /// already gone are not an error.
-    async fn delete_paths(&self, paths: Vec<Path>) -> StorageResult<()> {
-        let results: Vec<object_store::Result<Path>> = self
-            .store
-            .delete_stream(stream::iter(paths).map(Ok).boxed())
-            .collect()
-            .await;
-        for r in results {
-            match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err(e)),
-            }
-        }
-        Ok(())
     }
 }
 
