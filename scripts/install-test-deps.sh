@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on Debian 12: the real clients and
 # distribution 2.8.2 used by tests/interop.rs, Apache htpasswd for
-# tests/htpasswd_cli.rs, nginx for the replica tests. Tools already present are not
+# tests/htpasswd_cli.rs, nginx for the replica tests, and the S3 servers of
+# the S3 driver tests (Garage 2.5.0 with cargo, moto with pip). Tools already present are not
 # reinstalled, so a warm machine returns at once. Needs root (or sudo).
 set -euo pipefail
 
@@ -43,21 +44,23 @@ else
       exit 1
     else
       echo "install-test-deps: not root and no sudo; tests needing ${missing[*]} will be skipped" >&2
-      exit 0
+      SUDO=(skip)
     fi
   fi
-  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
-  # Packages like nginx and docker.io start their services on install; the
-  # tests start their own on loopback, so keep the packaged ones stopped.
-  added_policy=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-    "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
-    added_policy=1
+  if [ "${SUDO[*]-}" != skip ]; then
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
+    # Packages like nginx and docker.io start their services on install; the
+    # tests start their own on loopback, so keep the packaged ones stopped.
+    added_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+      "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+      added_policy=1
+    fi
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" </dev/null
+    if [ -n "$added_policy" ]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
   fi
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" </dev/null
-  if [ -n "$added_policy" ]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # The Rust side: fmt and clippy ship with the toolchain on these machines;
@@ -71,3 +74,17 @@ for pair in rustfmt:fmt clippy:clippy; do
     fi
   fi
 done
+
+# S3 servers for the S3 driver tests (tests/common/s3.rs). Garage builds from
+# source with cargo (a few minutes, once); moto is a Python package.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v garage >/dev/null 2>&1; then
+  echo "install-test-deps: installing garage 2.5.0 (cargo install, takes a while)"
+  cargo install --locked garage@2.5.0
+fi
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "install-test-deps: installing moto[server]"
+  if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
+  "$PIP" install --quiet 'moto[server]' ||
+    "$PIP" install --quiet --break-system-packages 'moto[server]'
+fi

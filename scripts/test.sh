@@ -10,6 +10,8 @@
 # CI=true turns a missing client tool into a test failure instead of a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# garage (cargo install) lives here; the S3 tests look it up on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 if [ "${BERTH_SKIP_INSTALL:-}" != 1 ]; then
   bash scripts/install-test-deps.sh

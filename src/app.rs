@@ -20,6 +20,10 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
     Ok(match config.storage_driver()? {
         StorageDriverConfig::Filesystem { root } => Arc::new(FilesystemDriver::new(root)),
         StorageDriverConfig::InMemory => Arc::new(MemoryDriver::new()),
+        StorageDriverConfig::S3 { config: s3 } => Arc::new(
+            crate::storage::object_store::s3::build(&s3, !config.storage.redirect.disable)
+                .context("cannot set up the s3 storage driver")?,
+        ),
     })
 }
 
@@ -122,6 +126,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let where_ = match config.storage_driver()? {
         StorageDriverConfig::Filesystem { root } => format!("filesystem at {}", root.display()),
         StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
+        StorageDriverConfig::S3 { config: s3 } => format!(
+            "s3 bucket {} at {} under {:?}{}",
+            s3.bucket,
+            s3.endpoint_url()
+                .unwrap_or_else(|| format!("AWS {}", s3.effective_region())),
+            s3.rootdirectory,
+            if config.storage.redirect.disable {
+                ""
+            } else {
+                " (blob downloads redirect to presigned URLs)"
+            }
+        ),
     };
     // TLS files are checked before binding, so a bad certificate is a clear
     // startup error rather than a listener that fails every handshake.

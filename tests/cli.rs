@@ -112,6 +112,28 @@ fn config_check_rejects_two_drivers_and_unsupported_driver() {
 }
 
 #[test]
+fn config_check_accepts_a_registry2_s3_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "s3.yml",
+        "version: 0.1\nstorage:\n  s3:\n    accesskey: AKIA\n    secretkey: s\n    region: eu-west-1\n    \
+         bucket: registry\n    rootdirectory: /r\n    secure: \"true\"\n    v4auth: true\n    \
+         chunksize: 5242880\n    multipartcopythresholdsize: 33554432\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bucket: registry"));
+    // A distribution-invalid value is refused, naming the key.
+    let out = berth(
+        &["config", "check", &file],
+        &[("REGISTRY_STORAGE_S3_CHUNKSIZE", "1000")],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("storage.s3.chunksize"));
+}
+
+#[test]
 fn config_check_missing_file_fails() {
     let out = berth(&["config", "check", "/nonexistent/berth.yml"], &[]);
     assert!(!out.status.success());

@@ -12,6 +12,8 @@
 mod clients;
 #[path = "common/procs.rs"]
 mod procs;
+#[path = "common/s3.rs"]
+mod s3;
 
 mod interop {
     mod auth;
@@ -20,6 +22,7 @@ mod interop {
     mod docker;
     mod podman;
     mod replicas;
+    mod s3;
     mod skopeo;
 }
 

@@ -1,10 +1,20 @@
-//! Runs the shared driver suite against the in-process backends, plus the
-//! filesystem-only checks (temp files, on-disk layout) the suite cannot see.
+//! Runs the shared driver suite against every backend: memory, filesystem,
+//! and the S3 driver on a real Garage and a moto server (tests/common/s3.rs);
+//! plus the checks the suite cannot see: filesystem temp files and layout
+//! (here), S3 multipart state, replicas and redirects (`s3_cases`).
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
 #[path = "common/driver_suite.rs"]
 mod driver_suite;
+#[path = "common/clients.rs"]
+mod clients;
+#[path = "common/procs.rs"]
+mod procs;
+#[path = "common/s3.rs"]
+mod s3;
+#[path = "storage_drivers/s3_cases.rs"]
+mod s3_cases;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +31,15 @@ fn filesystem_fixture() -> Fixture {
 
 storage_driver_suite!(memory, Fixture::new(MemoryDriver::new()));
 storage_driver_suite!(filesystem, filesystem_fixture());
+storage_driver_suite!(garage, optional s3_fixture(s3::garage()));
+storage_driver_suite!(moto, optional s3_fixture(s3::moto()));
+
+/// An S3 driver on `server` under a fresh root (each case also works under
+/// its own random prefix); `None` when the server is not installed.
+fn s3_fixture(server: Option<&'static s3::S3Server>) -> Option<Fixture> {
+    let server = server?;
+    Some(Fixture::new(server.driver(&s3::fresh_root("suite"), true)))
+}
 
 /// Every file under `dir` whose name marks it as a temp file.
 fn temp_files(dir: &Path) -> Vec<PathBuf> {

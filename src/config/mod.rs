@@ -10,6 +10,7 @@ pub mod auth;
 mod de;
 pub mod duration;
 pub mod env;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -138,6 +139,9 @@ pub struct StorageConfig {
     /// The filesystem driver.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<FilesystemConfig>,
+    /// The S3 driver (AWS or any S3-compatible server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<s3::S3Config>,
     /// The in-memory driver (takes no parameters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inmemory: Option<Value>,
@@ -436,7 +440,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 pub const STORAGE_RESERVED_KEYS: &[&str] = &["maintenance", "cache", "delete", "redirect", "tag"];
 
 /// Drivers distribution has that berth does not implement yet.
-const KNOWN_UNSUPPORTED_DRIVERS: &[&str] = &["s3", "s3-aws", "azure", "gcs", "swift", "oss"];
+const KNOWN_UNSUPPORTED_DRIVERS: &[&str] = &["s3-aws", "azure", "gcs", "swift", "oss"];
 
 /// The configuration used when no file is given: listen on loopback only,
 /// store under `./data`. A storage driver from `REGISTRY_STORAGE*`
@@ -507,6 +511,12 @@ pub enum StorageDriverConfig {
     },
     /// Process memory; lost on exit.
     InMemory,
+    /// An S3 bucket (AWS or S3-compatible), distribution's layout under
+    /// `rootdirectory`.
+    S3 {
+        /// `storage.s3`, validated.
+        config: Box<s3::S3Config>,
+    },
 }
 
 /// A TCP listen address from `http.addr`, with Go's `:5000` resolved to
@@ -817,7 +827,8 @@ impl Config {
     }
 
     /// The storage backend to build. Drivers distribution has but berth does
-    /// not (s3, azure, gcs, ...) give a "not supported yet" error.
+    /// not (azure, gcs, ...) give a "not supported yet" error; an s3 section
+    /// is validated here (bucket, region, chunk size).
     pub fn storage_driver(&self) -> Result<StorageDriverConfig, ConfigError> {
         let drivers = self.storage.driver_names();
         let name = match drivers.as_slice() {
@@ -843,13 +854,20 @@ impl Config {
                 root: fs.rootdirectory.clone(),
             }),
             ("inmemory", _) => Ok(StorageDriverConfig::InMemory),
+            ("s3", _) => {
+                let s3 = self.storage.s3.clone().unwrap_or_default();
+                s3.validate()?;
+                Ok(StorageDriverConfig::S3 {
+                    config: Box::new(s3),
+                })
+            }
             (other, _) if KNOWN_UNSUPPORTED_DRIVERS.contains(&other) => Err(ConfigError::invalid(
                 &format!("storage.{other}"),
-                format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory)"),
+                format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory, s3)"),
             )),
             (other, _) => Err(ConfigError::invalid(
                 &format!("storage.{other}"),
-                "unknown storage driver (supported: filesystem, inmemory)",
+                "unknown storage driver (supported: filesystem, inmemory, s3)",
             )),
         }
     }
@@ -858,6 +876,7 @@ impl Config {
     /// `--root`), keeping `delete`, `maintenance` and the other settings.
     pub fn set_filesystem_root(&mut self, root: PathBuf) {
         self.storage.inmemory = None;
+        self.storage.s3 = None;
         self.storage.other_drivers.clear();
         let mut fs = self.storage.filesystem.take().unwrap_or_default();
         fs.rootdirectory = root;
@@ -920,6 +939,9 @@ impl StorageConfig {
         }
         if self.inmemory.is_some() {
             names.push("inmemory".into());
+        }
+        if self.s3.is_some() {
+            names.push("s3".into());
         }
         names.sort();
         names
@@ -1038,7 +1060,7 @@ fn normalize_tree(tree: &mut Value, warnings: &mut Vec<String>) -> Result<(), Co
                 if let Value::Mapping(m) = v {
                     for (sk, sv) in m.iter_mut() {
                         if sk.as_str().is_some_and(|s| {
-                            ["delete", "maintenance", "redirect", "filesystem"].contains(&s)
+                            ["delete", "maintenance", "redirect", "filesystem", "s3"].contains(&s)
                         }) {
                             drop_nulls(sv);
                         }

@@ -325,22 +325,35 @@ fn env_storage_overrides_mirror_distribution() {
         err,
         "storage: multiple storage drivers specified in configuration or environment: filesystem, inmemory"
     );
-    // REGISTRY_STORAGE=s3 then a child: parses, and s3 is reported unsupported.
+    // REGISTRY_STORAGE=s3 then children: parses into the typed s3 section.
     let (c, _) = Config::load_str(
         DEBIAN_CONFIG,
         "d.yml",
         env(&[
             ("REGISTRY_STORAGE", "s3"),
             ("REGISTRY_STORAGE_S3_BUCKET", "b"),
+            (
+                "REGISTRY_STORAGE_S3_REGIONENDPOINT",
+                "http://127.0.0.1:3900",
+            ),
+            ("REGISTRY_STORAGE_S3_CHUNKSIZE", "6291456"),
         ]),
     )
     .unwrap();
     assert_eq!(c.storage.driver_names(), vec!["s3".to_string()]);
+    match c.storage_driver().unwrap() {
+        StorageDriverConfig::S3 { config } => {
+            assert_eq!(config.bucket, "b");
+            assert_eq!(config.chunksize, 6 << 20);
+            assert!(config.path_style());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a bucket the s3 section is refused, naming the key.
+    let (c, _) =
+        Config::load_str(DEBIAN_CONFIG, "d.yml", env(&[("REGISTRY_STORAGE", "s3")])).unwrap();
     let err = c.storage_driver().unwrap_err().to_string();
-    assert!(
-        err.starts_with("storage.s3: the s3 storage driver is not supported"),
-        "{err}"
-    );
+    assert!(err.starts_with("storage.s3.bucket"), "{err}");
 }
 
 #[test]

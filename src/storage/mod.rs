@@ -7,6 +7,7 @@
 
 pub mod filesystem;
 pub mod memory;
+pub mod object_store;
 pub mod paths;
 
 use std::pin::Pin;
@@ -167,8 +168,11 @@ pub trait FileWriter: Send {
     async fn commit(self: Box<Self>) -> StorageResult<()>;
 
     /// Persists what was written so that a later `writer(path, true)` can
-    /// continue it, without committing. Used between upload chunks. The
-    /// content is then at `path` (readable), but need not survive a crash.
+    /// continue it, without committing, from this or any other process
+    /// sharing the storage. Used between upload chunks. `stat` then reports
+    /// the full size, but it need not survive a crash. The content is
+    /// readable at `path` too, except on object stores once it exceeds one
+    /// multipart part (it is readable after `commit`; see docs/storage.md).
     async fn close(self: Box<Self>) -> StorageResult<()>;
 
     /// Discards everything this writer and earlier appending writers wrote:

@@ -1,6 +1,13 @@
 //! In-process API tests: every endpoint and error of the distribution API,
-//! run against both the memory and the filesystem driver.
+//! run against the memory, filesystem and S3 (Garage) drivers.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../common/clients.rs"]
+mod clients;
+#[path = "../common/procs.rs"]
+mod procs;
+#[path = "../common/s3.rs"]
+mod s3;
 
 mod auth;
 mod blobs;

@@ -1,5 +1,6 @@
-//! In-process test registry: the real router over a memory or filesystem
-//! driver, driven with `oneshot` requests (no sockets).
+//! In-process test registry: the real router over a memory, filesystem or
+//! S3 driver, driven with `oneshot` requests (no sockets to berth; the S3
+//! driver talks to the test binary's shared Garage, tests/common/s3.rs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,11 +69,25 @@ impl TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let fs: Arc<dyn StorageDriver> = Arc::new(FilesystemDriver::new(dir.path()));
         out.push(TestRegistry {
-            app: berth::app::build_app(cfg, fs).expect("app"),
+            app: berth::app::build_app(cfg.clone(), fs).expect("app"),
             root: Some(dir.path().to_path_buf()),
             kind: "filesystem",
             _dir: Some(dir),
         });
+        // Garage, under a fresh prefix of the shared bucket. Redirects are
+        // off in the driver so blob GETs answer 200 with the bytes, as the
+        // assertions expect; presigned redirects are tested in
+        // tests/storage_drivers.rs and tests/interop/s3.rs.
+        if let Some(garage) = crate::s3::garage() {
+            let s3: Arc<dyn StorageDriver> =
+                Arc::new(garage.driver(&crate::s3::fresh_root("api"), false));
+            out.push(TestRegistry {
+                app: berth::app::build_app(cfg, s3).expect("app"),
+                root: None,
+                kind: "garage",
+                _dir: None,
+            });
+        }
         out
     }
 

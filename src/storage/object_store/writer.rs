@@ -1,0 +1,497 @@
+//! Writers: whole objects and resumable uploads on an object store.
+//!
+//! A writer buffers up to one part (`chunk_size`). Below that, `commit` is a
+//! single PUT. Above, it opens a multipart upload at the key and sends every
+//! full part as it fills (a few in flight), so memory stays bounded;
+//! `commit` sends the rest as the last part and completes the upload, which
+//! replaces the key atomically.
+//!
+//! `close` (between upload chunks) must let any process continue, so the
+//! upload is recorded in the bucket, next to the key:
+//!
+//! - Without parts yet (small uploads), `<key>` simply holds everything
+//!   written so far, marked with `x-amz-meta-berth-upload: 1`.
+//! - With parts, `<key>~upload` holds the state, JSON `{"upload_id",
+//!   "parts": [{"etag", "size"}], "tail"}`, and `<key>~tail` the bytes
+//!   after the last full part (less than one part). `<key>` itself is not
+//!   written while the multipart upload is open: Garage discards an
+//!   unfinished upload when its key is written. `<key>` may still hold the
+//!   marked content from before the first part; a marked object therefore
+//!   always defers to the state when there is one, and `stat` reports parts
+//!   plus tail.
+//!
+//! `writer(key, true)` reads them back, puts the tail first in its buffer
+//! and numbers new parts after the recorded ones. `commit` sends the buffer
+//! as the last part, completes the upload at `<key>` and removes state and
+//! tail. `cancel` and `delete` abort the multipart upload; a dropped writer
+//! aborts an upload it opened and never recorded. So no parts are left in
+//! the bucket.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use object_store::multipart::PartId;
+use object_store::path::Path;
+use object_store::{Attribute, Attributes, GetOptions, GetResult, MultipartId, PutPayload};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use super::Inner;
+use crate::storage::{FileWriter, StorageError, StorageResult};
+
+/// Suffix of the state object next to an upload's data key.
+pub(super) const STATE_SUFFIX: &str = "~upload";
+/// Suffix of the tail object of an upload with parts.
+const TAIL_SUFFIX: &str = "~tail";
+const MARKER: &str = "berth-upload";
+
+/// True for an object written by `close`: an upload that may have more
+/// bytes in a multipart upload (see the state object).
+pub(super) fn is_marked(attrs: &Attributes) -> bool {
+    attrs.get(&Attribute::Metadata(MARKER.into())).is_some()
+}
+
+fn marker() -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(Attribute::Metadata(MARKER.into()), "1".into());
+    a
+}
+
+/// One uploaded part as recorded in the state object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Part {
+    etag: String,
+    size: u64,
+}
+
+/// The state object's content.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct State {
+    upload_id: String,
+    parts: Vec<Part>,
+    /// Length of the tail object.
+    tail: u64,
+}
+
+impl State {
+    /// The multipart upload's id.
+    pub fn upload_id(&self) -> &MultipartId {
+        &self.upload_id
+    }
+
+    /// Bytes of the upload: parts plus tail.
+    pub fn size(&self) -> u64 {
+        self.parts.iter().map(|p| p.size).sum::<u64>() + self.tail
+    }
+}
+
+/// The state object of the data object `data`.
+pub(super) fn state_path(data: &Path) -> Path {
+    sibling(data, STATE_SUFFIX)
+}
+
+/// The tail object of the data object `data`.
+pub(super) fn tail_path(data: &Path) -> Path {
+    sibling(data, TAIL_SUFFIX)
+}
+
+fn sibling(data: &Path, suffix: &str) -> Path {
+    let raw = format!("{data}{suffix}");
+    // `data` is a valid path and the suffix has no `/`, so parsing succeeds;
+    // the fallback (percent-encoding) is never taken.
+    Path::parse(&raw).unwrap_or_else(|_| Path::from(raw))
+}
+
+pub(super) fn is_state_path(p: &Path) -> bool {
+    p.as_ref().ends_with(STATE_SUFFIX)
+}
+
+/// The data object a state object belongs to.
+pub(super) fn data_path_of(state: &Path) -> Option<Path> {
+    let raw = state.as_ref().strip_suffix(STATE_SUFFIX)?;
+    Path::parse(raw).ok()
+}
+
+/// The recorded state of the upload at `data`, if it has parts.
+pub(super) async fn read_state(d: &Inner, data: &Path) -> StorageResult<Option<State>> {
+    match d
+        .store
+        .get_opts(&state_path(data), GetOptions::default())
+        .await
+    {
+        Ok(r) => {
+            let bytes = r.bytes().await.map_err(|e| d.err(e))?;
+            let state = serde_json::from_slice(&bytes)
+                .map_err(|e| d.err(format!("upload state of {data}: {e}")))?;
+            Ok(Some(state))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(d.err(e)),
+    }
+}
+
+/// Aborts a multipart upload; one already finished or aborted is fine.
+pub(super) async fn abort(d: &Inner, data: &Path, id: &MultipartId) -> StorageResult<()> {
+    match d.multipart.abort_multipart(data, id).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(d.err(e)),
+    }
+}
+
+/// Aborts the multipart upload recorded for `data`, if any (used by
+/// `delete` before removing an upload's objects). A failure is logged, not
+/// returned, so a damaged record never blocks deleting the upload.
+pub(super) async fn abort_recorded(d: &Inner, data: &Path) -> StorageResult<()> {
+    let outcome = match read_state(d, data).await {
+        Ok(Some(state)) => abort(d, data, &state.upload_id).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!("cannot abort the multipart upload of {data}: {e}");
+    }
+    Ok(())
+}
+
+/// What an upload key holds.
+pub(super) enum Loaded {
+    /// A plain object: all the content.
+    Object(GetResult),
+    /// A multipart upload in progress, recorded by its state.
+    Upload(State),
+}
+
+/// Reads what is at `path`: the object, unless it is marked as an upload
+/// (or missing) and a state object records parts.
+pub(super) async fn load(d: &Inner, key: &str, path: &Path) -> StorageResult<Loaded> {
+    match d.get(key, path, GetOptions::default()).await {
+        Ok(r) if !is_marked(&r.attributes) => Ok(Loaded::Object(r)),
+        Ok(r) => Ok(match read_state(d, path).await? {
+            Some(state) => Loaded::Upload(state),
+            None => Loaded::Object(r),
+        }),
+        Err(e) if e.is_not_found() => match read_state(d, path).await? {
+            Some(state) => Ok(Loaded::Upload(state)),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// A part slot: its size, and its etag once uploaded.
+struct Slot {
+    size: u64,
+    etag: Option<String>,
+}
+
+/// The multipart upload a writer sends parts to.
+struct Upload {
+    id: MultipartId,
+    parts: Vec<Slot>,
+    /// Opened by this writer (so abort it if the writer is dropped before
+    /// recording it).
+    created_here: bool,
+    recorded: bool,
+}
+
+type PartResult = (usize, object_store::Result<PartId>);
+
+/// A writer on an object store; see the module docs.
+pub(super) struct ObjectWriter {
+    d: Arc<Inner>,
+    key: String,
+    path: Path,
+    append: bool,
+    upload: Option<Upload>,
+    inflight: JoinSet<PartResult>,
+    buf: BytesMut,
+    size: u64,
+    failed: bool,
+    finished: bool,
+}
+
+impl ObjectWriter {
+    /// A writer that starts empty and replaces `path` on commit or close.
+    pub fn fresh(d: Arc<Inner>, key: &str, path: Path) -> Self {
+        ObjectWriter {
+            d,
+            key: key.to_string(),
+            path,
+            append: false,
+            upload: None,
+            inflight: JoinSet::new(),
+            buf: BytesMut::new(),
+            size: 0,
+            failed: false,
+            finished: false,
+        }
+    }
+
+    /// A writer continuing what an earlier writer closed at `path`, from
+    /// any process. Errors: `NotFound` when nothing is there.
+    pub async fn resume(d: Arc<Inner>, key: &str, path: Path) -> StorageResult<Self> {
+        let loaded = load(&d, key, &path).await?;
+        let mut w = Self::fresh(d.clone(), key, path);
+        w.append = true;
+        let r = match loaded {
+            Loaded::Object(r) => r,
+            Loaded::Upload(state) => {
+                w.size = state.size() - state.tail;
+                w.upload = Some(Upload {
+                    id: state.upload_id,
+                    parts: state
+                        .parts
+                        .into_iter()
+                        .map(|p| Slot {
+                            size: p.size,
+                            etag: Some(p.etag),
+                        })
+                        .collect(),
+                    created_here: false,
+                    recorded: true,
+                });
+                let r = d
+                    .get(key, &tail_path(&w.path), GetOptions::default())
+                    .await?;
+                if r.meta.size != state.tail {
+                    return Err(d.err(format!("upload tail of {key} does not match its state")));
+                }
+                r
+            }
+        };
+        // The content (or tail), normally under one part, goes first into
+        // the buffer; anything bigger is sent on as parts.
+        let mut body = r.into_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| d.map_err(key, e))?;
+            w.write_bytes(&chunk).await?;
+        }
+        Ok(w)
+    }
+
+    fn failed_err(&self) -> StorageError {
+        self.d
+            .err(format!("writer for {} failed earlier", self.key))
+    }
+
+    async fn write_bytes(&mut self, data: &[u8]) -> StorageResult<()> {
+        if self.failed {
+            return Err(self.failed_err());
+        }
+        self.buf.extend_from_slice(data);
+        self.size += data.len() as u64;
+        let chunk = self.d.opts.chunk_size;
+        while self.buf.len() >= chunk {
+            let part = self.buf.split_to(chunk).freeze();
+            if let Err(e) = self.send_part(part).await {
+                self.failed = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts uploading one part, waiting first while too many are in flight.
+    async fn send_part(&mut self, part: Bytes) -> StorageResult<()> {
+        if self.upload.is_none() {
+            let id = self
+                .d
+                .multipart
+                .create_multipart(&self.path)
+                .await
+                .map_err(|e| self.d.map_err(&self.key, e))?;
+            self.upload = Some(Upload {
+                id,
+                parts: Vec::new(),
+                created_here: true,
+                recorded: false,
+            });
+        }
+        while self.inflight.len() >= self.d.opts.max_inflight.max(1) {
+            self.join_one().await?;
+        }
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(self.failed_err());
+        };
+        let idx = upload.parts.len();
+        upload.parts.push(Slot {
+            size: part.len() as u64,
+            etag: None,
+        });
+        let (mp, path, id) = (
+            self.d.multipart.clone(),
+            self.path.clone(),
+            upload.id.clone(),
+        );
+        self.inflight.spawn(async move {
+            let r = mp.put_part(&path, &id, idx, PutPayload::from(part)).await;
+            (idx, r)
+        });
+        Ok(())
+    }
+
+    /// Waits for one in-flight part and records its etag.
+    async fn join_one(&mut self) -> StorageResult<()> {
+        let Some(joined) = self.inflight.join_next().await else {
+            return Ok(());
+        };
+        let (idx, result) = joined.map_err(|e| self.d.err(e))?;
+        let part = result.map_err(|e| self.d.err(e))?;
+        match self.upload.as_mut().and_then(|u| u.parts.get_mut(idx)) {
+            Some(slot) => slot.etag = Some(part.content_id),
+            None => return Err(self.failed_err()),
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> StorageResult<()> {
+        if self.failed {
+            return Err(self.failed_err());
+        }
+        while !self.inflight.is_empty() {
+            if let Err(e) = self.join_one().await {
+                self.failed = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The uploaded parts, in order, for the state object or completion.
+    fn parts(&self) -> StorageResult<Vec<Part>> {
+        let upload = self.upload.as_ref().ok_or_else(|| self.failed_err())?;
+        upload
+            .parts
+            .iter()
+            .map(|s| {
+                s.etag
+                    .clone()
+                    .map(|etag| Part { etag, size: s.size })
+                    .ok_or_else(|| self.failed_err())
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl FileWriter for ObjectWriter {
+    async fn write(&mut self, data: &[u8]) -> StorageResult<()> {
+        self.write_bytes(data).await
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> StorageResult<()> {
+        self.drain().await?;
+        let d = self.d.clone();
+        if self.upload.is_none() {
+            let data = self.buf.split().freeze();
+            d.put(&self.key, &self.path, data, Attributes::new())
+                .await?;
+            self.finished = true;
+            return Ok(());
+        }
+        let empty_upload = self.upload.as_ref().is_some_and(|u| u.parts.is_empty());
+        if !self.buf.is_empty() || empty_upload {
+            let last = self.buf.split().freeze();
+            self.send_part(last).await?;
+            self.drain().await?;
+        }
+        let parts = self.parts()?;
+        let id = self
+            .upload
+            .as_ref()
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
+        let ids = parts
+            .into_iter()
+            .map(|p| PartId { content_id: p.etag })
+            .collect();
+        d.multipart
+            .complete_multipart(&self.path, &id, ids)
+            .await
+            .map_err(|e| d.map_err(&self.key, e))?;
+        self.finished = true;
+        d.delete_paths(vec![state_path(&self.path), tail_path(&self.path)])
+            .await
+    }
+
+    async fn close(mut self: Box<Self>) -> StorageResult<()> {
+        self.drain().await?;
+        let d = self.d.clone();
+        let tail = self.buf.split().freeze();
+        let Some(upload) = self.upload.as_ref() else {
+            d.put(&self.key, &self.path, tail, marker()).await?;
+            self.finished = true;
+            return Ok(());
+        };
+        let state = State {
+            upload_id: upload.id.clone(),
+            parts: self.parts()?,
+            tail: tail.len() as u64,
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| d.err(e))?;
+        // Never `<key>` itself: that would end the upload on Garage.
+        let tail_key = tail_path(&self.path);
+        d.put(&self.key, &tail_key, tail, Attributes::new()).await?;
+        d.put(
+            &self.key,
+            &state_path(&self.path),
+            Bytes::from(json),
+            Attributes::new(),
+        )
+        .await?;
+        if let Some(u) = self.upload.as_mut() {
+            u.recorded = true;
+        }
+        self.finished = true;
+        Ok(())
+    }
+
+    async fn cancel(mut self: Box<Self>) -> StorageResult<()> {
+        self.inflight.abort_all();
+        while self.inflight.join_next().await.is_some() {}
+        let d = self.d.clone();
+        if let Some(u) = &self.upload {
+            if self.append || u.created_here {
+                abort(&d, &self.path, &u.id).await?;
+            }
+        }
+        if self.append {
+            let p = &self.path;
+            d.delete_paths(vec![p.clone(), state_path(p), tail_path(p)])
+                .await?;
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // An upload this writer opened and nobody recorded would be an
+        // orphan: abort it in the background (best effort; nobody to tell).
+        let Some(u) = self
+            .upload
+            .as_ref()
+            .filter(|u| u.created_here && !u.recorded)
+        else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (mp, path, id) = (self.d.multipart.clone(), self.path.clone(), u.id.clone());
+        rt.spawn(async move {
+            if let Err(e) = mp.abort_multipart(&path, &id).await {
+                tracing::warn!("cannot abort multipart upload of {path}: {e}");
+            }
+        });
+    }
+}
