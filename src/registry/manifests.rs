@@ -69,6 +69,13 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<StoredManifest> {
         let digest = self.resolve(name, reference).await?;
+        if let Some(hit) = self.manifests.get(&digest) {
+            return Ok(StoredManifest {
+                digest,
+                media_type: hit.media_type,
+                body: hit.body,
+            });
+        }
         let body = match self
             .driver
             .get_content(&StoragePath::BlobData { digest: &digest }.to_key())
@@ -80,6 +87,11 @@ impl Registry {
         };
         let media_type = manifest::detect_media_type(&body)
             .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
+        let entry = super::manifest_cache::CachedManifest {
+            media_type: media_type.clone(),
+            body: body.clone(),
+        };
+        self.manifests.put(&digest, entry);
         Ok(StoredManifest {
             digest,
             media_type,

@@ -5,6 +5,7 @@
 mod blobs;
 pub mod gc;
 mod listing;
+mod manifest_cache;
 mod manifests;
 mod referrers;
 mod uploads;
@@ -73,6 +74,8 @@ pub struct Registry {
     hashers: Arc<uploads::HasherCache>,
     /// Digests used by requests recently; online GC keeps them (gc::tracker).
     recent: Arc<gc::tracker::RecentDigests>,
+    /// Manifest bytes by digest (immutable, so never stale).
+    manifests: Arc<manifest_cache::ManifestCache>,
 }
 
 impl Registry {
@@ -83,6 +86,7 @@ impl Registry {
             options,
             hashers: Arc::new(uploads::HasherCache::default()),
             recent: Arc::new(gc::tracker::RecentDigests::default()),
+            manifests: Arc::new(manifest_cache::ManifestCache::default()),
         }
     }
 

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -26,6 +27,9 @@ const PRUNE_AT: usize = 100_000;
 #[derive(Default)]
 pub struct RecentDigests {
     inner: Mutex<State>,
+    /// Mirrors `retention > 0`, so requests skip the lock while online GC is
+    /// off (the common case, and the hot path of every pull).
+    recording: AtomicBool,
 }
 
 #[derive(Default)]
@@ -54,6 +58,8 @@ impl RecentDigests {
     pub async fn set_retention(&self, retention: Duration) {
         let mut st = self.inner.lock().await;
         st.retention = retention;
+        self.recording
+            .store(!retention.is_zero(), AtomicOrdering::SeqCst);
         if retention.is_zero() {
             st.seen.clear();
         }
@@ -62,6 +68,9 @@ impl RecentDigests {
     /// Records that a request is about to rely on `digest` (check it exists,
     /// link it, reference it). Waits while a collector deletes it.
     pub async fn touch(&self, digest: &Digest) {
+        if !self.recording.load(AtomicOrdering::SeqCst) {
+            return;
+        }
         let mut st = self.inner.lock().await;
         if st.retention.is_zero() {
             return;
