@@ -1,0 +1,152 @@
+//! The machine's limits, measured in the same run: sha256, dd with fsync,
+//! the 16-thread fsync rate; and process memory.
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::args::Args;
+use crate::blob::settle;
+use crate::util::{mbps, random_bytes, round, Window, GIB};
+
+/// sha256 (the `sha2` crate berth uses) over SIZE bytes in memory, 1 MiB
+/// updates.
+pub fn hash(a: &Args) -> Result<serde_json::Value, String> {
+    let size: usize = a.num("size", None)?;
+    let seed: u64 = a.num("seed", Some(7))?;
+    let data = random_bytes(size, seed);
+    let me = [std::process::id()];
+    let w = Window::start(&me)?;
+    let mut h = Sha256::new();
+    for c in data.chunks(1 << 20) {
+        h.update(c);
+    }
+    let d = h.finalize();
+    let end = w.end()?;
+    Ok(json!({
+        "bytes": size, "digest_prefix": crate::util::hex(&d[..4]),
+        "secs": round(end.secs, 3),
+        "mbps": round(mbps(size as f64, end.secs), 1),
+        "cpu_s_per_gib": round(end.server_cpu_s / (size as f64 / GIB), 3),
+        "machine_busy": round(end.machine_busy, 3),
+        "errors": 0,
+    }))
+}
+
+/// `sync -f DIR`, idle, then `dd if=/dev/zero of=DIR/... bs=16M count=N/16
+/// conv=fsync` timed from start to exit (fsync included).
+pub fn dd(a: &Args) -> Result<serde_json::Value, String> {
+    let dir = a.str("dir")?;
+    let mib: u64 = a.num("mib", None)?;
+    let idle: f64 = a.num("idle", Some(3.0))?;
+    let file = format!("{dir}/dd-limit.tmp");
+    settle(Some(dir), idle)?;
+    let w = Window::start(&[])?;
+    let out = std::process::Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={file}"),
+            "bs=16M",
+            &format!("count={}", mib.div_ceil(16)),
+            "conv=fsync",
+        ])
+        .output()
+        .map_err(|e| format!("dd: {e}"))?;
+    let end = w.end()?;
+    let _ = std::fs::remove_file(&file);
+    if !out.status.success() {
+        return Err(format!(
+            "dd failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let bytes = mib.div_ceil(16) * 16 * 1024 * 1024;
+    Ok(json!({
+        "bytes": bytes,
+        "secs": round(end.secs, 3),
+        "mbps": round(mbps(bytes as f64, end.secs), 1),
+        "machine_busy": round(end.machine_busy, 3),
+        "errors": 0,
+    }))
+}
+
+/// THREADS threads, each: create a file, write 16 KiB, fsync, rename; the
+/// rate of such durable small writes on the storage filesystem.
+pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
+    let dir = a.str("dir")?.to_string();
+    let threads: usize = a.num("threads", Some(16))?;
+    let secs: f64 = a.num("secs", Some(3.0))?;
+    let sub = format!("{dir}/fsync-limit");
+    std::fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
+    let payload = random_bytes(16 * 1024, 3);
+    let w = Window::start(&[])?;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let sub = &sub;
+                let payload = &payload;
+                s.spawn(move || -> Result<u64, String> {
+                    let mut n = 0u64;
+                    // Bounded in time and count.
+                    while Instant::now() < deadline && n < 1_000_000 {
+                        let tmp = format!("{sub}/t{t}-{n}.tmp");
+                        let fin = format!("{sub}/t{t}-{n}");
+                        let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{e}"))?;
+                        f.write_all(payload).map_err(|e| format!("{e}"))?;
+                        f.sync_all().map_err(|e| format!("{e}"))?;
+                        std::fs::rename(&tmp, &fin).map_err(|e| format!("{e}"))?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
+            .collect()
+    });
+    let end = w.end()?;
+    let _ = std::fs::remove_dir_all(&sub);
+    let mut ops = 0u64;
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(n) => ops += n,
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let mut out = json!({
+        "threads": threads, "ops": ops,
+        "secs": round(end.secs, 3),
+        "ops_per_s": round(ops as f64 / end.secs, 1),
+        "machine_busy": round(end.machine_busy, 3),
+        "errors": errors,
+    });
+    if let Some(e) = first_error {
+        out["error"] = json!(e);
+    }
+    Ok(out)
+}
+
+/// VmRSS and VmHWM of a process, MiB.
+pub fn rss(a: &Args) -> Result<serde_json::Value, String> {
+    let pid = a.str("pid")?;
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let field = |name: &str| -> Result<f64, String> {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| round(kb / 1024.0, 1))
+            .ok_or_else(|| format!("/proc/{pid}/status: no {name}"))
+    };
+    Ok(json!({ "vmrss_mib": field("VmRSS:")?, "vmhwm_mib": field("VmHWM:")?, "errors": 0 }))
+}
