@@ -189,7 +189,11 @@ impl Registry {
         tag: &Tag,
         digest: &Digest,
     ) -> RegistryResult<()> {
-        self.write_link(StoragePath::TagIndexLink { name, tag, digest }, digest)
+        // The tag's history entry is informational (nothing reads it to
+        // serve a pull), so it is not forced to disk; the current link is.
+        let index = StoragePath::TagIndexLink { name, tag, digest }.to_key();
+        self.driver
+            .put_scratch(&index, Bytes::from(digest.to_string()))
             .await?;
         self.write_link(StoragePath::TagCurrentLink { name, tag }, digest)
             .await

@@ -87,8 +87,9 @@ impl Registry {
         let started = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| RegistryError::UploadInvalid(e.to_string()))?;
+        // Bookkeeping of an upload: lost in a crash, the client starts over.
         self.driver
-            .put_content(
+            .put_scratch(
                 &StoragePath::UploadStartedAt { name, id: &id }.to_key(),
                 Bytes::from(started),
             )
@@ -177,7 +178,7 @@ impl Registry {
             offset,
         }
         .to_key();
-        if let Err(e) = self.driver.put_content(&key, Bytes::from(state)).await {
+        if let Err(e) = self.driver.put_scratch(&key, Bytes::from(state)).await {
             tracing::warn!(error = %e, "could not save upload hash state; the upload will be re-hashed");
         }
     }

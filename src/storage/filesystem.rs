@@ -41,6 +41,18 @@ pub struct FilesystemDriver {
 }
 
 impl FilesystemDriver {
+    /// Atomic replace (temp file + rename), fsynced when `durable`.
+    async fn put(&self, path: &str, content: Bytes, durable: bool) -> StorageResult<()> {
+        let full = self.full_path(path)?;
+        let root = self.root.clone();
+        blocking(move || {
+            let mut target = Target::replace(&root, full).map_err(backend)?;
+            target.file.write_all(&content).map_err(backend)?;
+            target.finish(durable).map_err(backend)
+        })
+        .await
+    }
+
     /// A driver over `root`; the directory is created on first write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -364,18 +376,17 @@ impl StorageDriver for FilesystemDriver {
     /// go through `reader`, which keeps to the blocking pool.
     async fn get_content(&self, path: &str) -> StorageResult<Bytes> {
         let full = self.full_path(path)?;
-        fs::read(&full).map(Bytes::from).map_err(|e| read_err(path, e))
+        fs::read(&full)
+            .map(Bytes::from)
+            .map_err(|e| read_err(path, e))
     }
 
     async fn put_content(&self, path: &str, content: Bytes) -> StorageResult<()> {
-        let full = self.full_path(path)?;
-        let root = self.root.clone();
-        blocking(move || {
-            let mut target = Target::replace(&root, full).map_err(backend)?;
-            target.file.write_all(&content).map_err(backend)?;
-            target.finish(true).map_err(backend)
-        })
-        .await
+        self.put(path, content, true).await
+    }
+
+    async fn put_scratch(&self, path: &str, content: Bytes) -> StorageResult<()> {
+        self.put(path, content, false).await
     }
 
     async fn reader(&self, path: &str, offset: u64) -> StorageResult<BoxReader> {

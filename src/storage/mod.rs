@@ -89,6 +89,13 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// readers see either the old or the new content, never a mix.
     async fn put_content(&self, path: &str, content: Bytes) -> StorageResult<()>;
 
+    /// Like `put_content`, for data whose loss in a crash is harmless
+    /// (upload bookkeeping, history): atomic, but not forced to disk, which
+    /// saves the fsyncs. Backends without that distinction store it durably.
+    async fn put_scratch(&self, path: &str, content: Bytes) -> StorageResult<()> {
+        self.put_content(path, content).await
+    }
+
     /// Opens a stream over the object starting at `offset`.
     /// Errors: `NotFound`; `InvalidOffset` when `offset` is past the end.
     async fn reader(&self, path: &str, offset: u64) -> StorageResult<BoxReader>;
