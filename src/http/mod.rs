@@ -43,8 +43,17 @@ pub type HttpResult = Result<Response, ApiError>;
 
 /// The whole HTTP surface of the registry.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/v2", any(dispatch))
+    let prometheus = &state.config.http.debug.prometheus;
+    let metrics_path = match prometheus.path.as_str() {
+        "" => "/metrics".to_string(),
+        p if p.starts_with('/') => p.to_string(),
+        p => format!("/{p}"),
+    };
+    let mut app = Router::new();
+    if prometheus.enabled {
+        app = app.route(&metrics_path, get(metrics));
+    }
+    app.route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/v1/_ping", get(ping))
@@ -81,6 +90,24 @@ async fn ping() -> Response {
             ),
         ],
         "{}",
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition (when `http.debug.prometheus.enabled`): what
+/// online garbage collection and upload purging did.
+async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
+    let mut out = format!(
+        "# HELP berth_build_info berth's version.\n# TYPE berth_build_info gauge\nberth_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    st.registry.gc_stats().render(&mut out);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
     )
         .into_response()
 }

@@ -76,6 +76,8 @@ pub struct Registry {
     recent: Arc<gc::tracker::RecentDigests>,
     /// Manifest bytes by digest (immutable, so never stale).
     manifests: Arc<manifest_cache::ManifestCache>,
+    /// What the online collector and purger did, for `/metrics`.
+    gc_stats: Arc<gc::stats::GcStats>,
 }
 
 impl Registry {
@@ -87,12 +89,18 @@ impl Registry {
             hashers: Arc::new(uploads::HasherCache::default()),
             recent: Arc::new(gc::tracker::RecentDigests::default()),
             manifests: Arc::new(manifest_cache::ManifestCache::default()),
+            gc_stats: Arc::new(gc::stats::GcStats::default()),
         }
     }
 
     /// The storage driver, for wiring (health checks, redirects).
     pub fn driver(&self) -> &Arc<dyn StorageDriver> {
         &self.driver
+    }
+
+    /// Counters of the online collector and the upload purger.
+    pub fn gc_stats(&self) -> &gc::stats::GcStats {
+        &self.gc_stats
     }
 
     /// The options the registry was built with.

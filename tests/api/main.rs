@@ -132,3 +132,15 @@ async fn read_only_mode_refuses_writes_and_serves_reads() {
         assert_eq!(reg.get("/v2/_catalog").await.status, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn metrics_only_when_enabled() {
+    let off = TestRegistry::memory_with(|_| {});
+    assert_eq!(off.get("/metrics").await.status, StatusCode::NOT_FOUND);
+    let on = TestRegistry::memory_with(|c| c.http.debug.prometheus.enabled = true);
+    let r = on.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("berth_gc_runs_total 0"), "{text}");
+    assert!(text.contains("berth_build_info{version="));
+}

@@ -126,3 +126,35 @@ fn gc_config_keys_and_env_overrides() {
         Config::load_str("version: 0.1\nstorage: inmemory\n", "test.yml", Vec::new()).unwrap();
     assert!(!c.storage.maintenance.gc.enabled);
 }
+
+#[tokio::test]
+async fn online_worker_reports_its_runs_in_metrics() {
+    let f = Fixture::memory();
+    let orphan = f.push_blob("m/x", b"nobody references me").await;
+    let mut cfg = berth::config::Config::default();
+    cfg.storage.maintenance.gc.enabled = true;
+    cfg.storage.maintenance.gc.interval = std::time::Duration::from_millis(50);
+    cfg.storage.maintenance.gc.graceperiod = std::time::Duration::from_millis(1);
+    let m = berth::app::Maintenance::start(&cfg, &f.registry);
+    // Bounded wait for the worker to collect the orphan.
+    for _ in 0..200 {
+        if !f.blob_stored(&orphan).await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    m.stop().await;
+    assert!(
+        !f.blob_stored(&orphan).await,
+        "the online worker collected the orphan"
+    );
+    let mut text = String::new();
+    f.registry.gc_stats().render(&mut text);
+    let runs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_gc_runs_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!(runs >= 1.0, "{text}");
+    assert!(text.contains("berth_gc_blobs_removed_total 1\n"), "{text}");
+}

@@ -12,6 +12,7 @@ pub mod mark;
 pub mod purge;
 pub mod refs;
 pub mod scan;
+pub mod stats;
 mod sweep;
 pub mod tracker;
 pub mod worker;

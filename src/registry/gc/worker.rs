@@ -44,11 +44,13 @@ pub fn spawn_gc(
             // Shutdown abandons a run between two storage calls: every single
             // delete is of something unreferenced, so stopping anywhere is safe.
             tokio::select! {
-                r = run_once(&registry, &opts, &no_events) => {
-                    if let Err(e) = r {
+                r = run_once(&registry, &opts, &no_events) => match r {
+                    Ok(report) => registry.gc_stats().record(&report),
+                    Err(e) => {
+                        registry.gc_stats().record_failure();
                         tracing::error!(error = %e, "garbage collection failed; retrying next interval");
                     }
-                }
+                },
                 _ = shutdown.changed() => break,
             }
         }
@@ -67,11 +69,11 @@ pub fn spawn_purge(
         let mut period = interval.min(Duration::from_secs(60));
         while wait(period, &mut shutdown).await {
             tokio::select! {
-                r = purge_uploads(&registry, &opts) => {
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "upload purge failed; retrying next interval");
-                    }
-                }
+                r = purge_uploads(&registry, &opts) => match r {
+                    Ok(report) if !opts.dry_run => registry.gc_stats().record_purged(report.removed.len() as u64),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "upload purge failed; retrying next interval"),
+                },
                 _ = shutdown.changed() => break,
             }
             period = interval;
