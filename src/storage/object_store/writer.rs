@@ -10,7 +10,8 @@
 //! upload is recorded in the bucket, next to the key:
 //!
 //! - Without parts yet (small uploads), `<key>` simply holds everything
-//!   written so far, marked with `x-amz-meta-berth-upload: 1`.
+//!   written so far, marked with metadata `berth-upload: 1` (`berthupload`
+//!   on Azure, whose metadata names must be identifiers).
 //! - With parts, `<key>~upload` holds the state, JSON `{"upload_id",
 //!   "parts": [{"etag", "size"}], "tail"}`, and `<key>~tail` the bytes
 //!   after the last full part (less than one part). `<key>` itself is not
@@ -44,18 +45,34 @@ use crate::storage::{FileWriter, StorageError, StorageResult};
 pub(super) const STATE_SUFFIX: &str = "~upload";
 /// Suffix of the tail object of an upload with parts.
 const TAIL_SUFFIX: &str = "~tail";
-const MARKER: &str = "berth-upload";
+/// The upload marker's metadata name on S3 and GCS.
+pub(super) const DEFAULT_MARKER: &str = "berth-upload";
+/// The upload marker's name where metadata names must be identifiers (Azure).
+pub(super) const IDENTIFIER_MARKER: &str = "berthupload";
 
 /// True for an object written by `close`: an upload that may have more
-/// bytes in a multipart upload (see the state object).
+/// bytes in a multipart upload (see the state object). Either spelling
+/// counts, whatever the backend.
 pub(super) fn is_marked(attrs: &Attributes) -> bool {
-    attrs.get(&Attribute::Metadata(MARKER.into())).is_some()
+    [DEFAULT_MARKER, IDENTIFIER_MARKER]
+        .iter()
+        .any(|m| attrs.get(&Attribute::Metadata((*m).into())).is_some())
 }
 
-fn marker() -> Attributes {
+fn marker(name: &'static str) -> Attributes {
     let mut a = Attributes::new();
-    a.insert(Attribute::Metadata(MARKER.into()), "1".into());
+    a.insert(Attribute::Metadata(name.into()), "1".into());
     a
+}
+
+/// On stores whose abort leaves parts behind (Azure's uncommitted blocks),
+/// drops them by replacing `data` with an empty object; only for keys about
+/// to be deleted.
+pub(super) async fn discard_blocks(d: &Inner, key: &str, data: &Path) -> StorageResult<()> {
+    if d.opts.discard_blocks {
+        d.put(key, data, Bytes::new(), Attributes::new()).await?;
+    }
+    Ok(())
 }
 
 /// One uploaded part as recorded in the state object.
@@ -424,7 +441,8 @@ impl FileWriter for ObjectWriter {
         let d = self.d.clone();
         let tail = self.buf.split().freeze();
         let Some(upload) = self.upload.as_ref() else {
-            d.put(&self.key, &self.path, tail, marker()).await?;
+            d.put(&self.key, &self.path, tail, marker(d.opts.upload_marker))
+                .await?;
             self.finished = true;
             return Ok(());
         };
@@ -462,6 +480,9 @@ impl FileWriter for ObjectWriter {
         }
         if self.append {
             let p = &self.path;
+            if self.upload.is_some() {
+                discard_blocks(&d, &self.key, p).await?;
+            }
             d.delete_paths(vec![p.clone(), state_path(p), tail_path(p)])
                 .await?;
         }
