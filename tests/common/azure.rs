@@ -83,8 +83,9 @@ fn start() -> Azurite {
 }
 
 impl Azurite {
-    /// A `storage.azure` section for Azurite under `root`, with 1 MiB
-    /// blocks so block uploads run on modest objects.
+    /// A `storage.azure` section for Azurite under `root`, with 5 MiB
+    /// blocks as for the S3 servers, so the suite's objects above that go
+    /// through block uploads (the Azure cases use 1 MiB blocks).
     pub fn config(&self, root: &str) -> AzureConfig {
         AzureConfig {
             accountname: ACCOUNT.into(),
@@ -92,7 +93,7 @@ impl Azurite {
             container: CONTAINER.into(),
             serviceurl: self.endpoint.clone(),
             rootdirectory: root.into(),
-            chunksize: 1 << 20,
+            chunksize: 5 << 20,
             ..AzureConfig::default()
         }
     }
@@ -101,6 +102,16 @@ impl Azurite {
     pub fn driver(&self, root: &str, redirect: bool) -> ObjectStoreDriver {
         berth::storage::object_store::azure::build(&self.config(root), redirect)
             .expect("azure driver")
+    }
+
+    /// A driver with 1 MiB blocks (the smallest berth accepts), so block
+    /// uploads run on objects of a few MiB.
+    pub fn small_block_driver(&self, root: &str, redirect: bool) -> ObjectStoreDriver {
+        let cfg = AzureConfig {
+            chunksize: 1 << 20,
+            ..self.config(root)
+        };
+        berth::storage::object_store::azure::build(&cfg, redirect).expect("azure driver")
     }
 
     /// One SharedKey-signed request with an empty body, for what

@@ -74,8 +74,8 @@ mod cases {
     /// upload up from the container (blocks, tail) and continues it.
     pub async fn append_resumes_on_another_replica(s: &Azurite) {
         let root = fresh_root("replica");
-        let a = s.driver(&root, true);
-        let b = s.driver(&root, true);
+        let a = s.small_block_driver(&root, true);
+        let b = s.small_block_driver(&root, true);
         let key = "/docker/registry/v2/repositories/r/_uploads/u/data";
         let name = format!("{root}{key}");
         let mut expected = Vec::new();
@@ -119,7 +119,7 @@ mod cases {
     /// replaces its blob first, which drops the uncommitted blocks.
     pub async fn no_uncommitted_blocks_left_behind(s: &Azurite) {
         let root = fresh_root("orphans");
-        let d = s.driver(&root, true);
+        let d = s.small_block_driver(&root, true);
 
         let key = "/up/1/data";
         let name = format!("{root}{key}");
@@ -152,7 +152,7 @@ mod cases {
     /// the copy limit streamed through a block upload.
     pub async fn layout_marker_zero_length_and_streamed_move(s: &Azurite) {
         let root = fresh_root("layout");
-        let d = s.driver(&format!("/{root}/"), true);
+        let d = s.small_block_driver(&format!("/{root}/"), true);
         let upload = "/docker/registry/v2/repositories/r/_uploads/u/data";
         let blob = "/docker/registry/v2/blobs/sha256/e3/e3b0/data";
         d.writer(upload, false)
@@ -215,7 +215,7 @@ mod cases {
     /// is none.
     pub async fn sas_redirects(s: &Azurite) {
         let root = fresh_root("redirect");
-        let d = s.driver(&root, true);
+        let d = s.small_block_driver(&root, true);
         let key = "/docker/registry/v2/blobs/sha256/ab/abcd/data";
         d.put_content(key, Bytes::from_static(b"layer bytes"))
             .await
@@ -225,7 +225,7 @@ mod cases {
         let body = reqwest::get(&url).await.unwrap();
         assert_eq!(body.status(), 200);
         assert_eq!(body.bytes().await.unwrap().as_ref(), b"layer bytes");
-        let off = s.driver(&root, false);
+        let off = s.small_block_driver(&root, false);
         assert_eq!(off.redirect_url(key).await.unwrap(), None);
     }
 }
