@@ -152,10 +152,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             azure.account_url(),
             azure.rootdirectory
         ),
-        StorageDriverConfig::Gcs { config: gcs } => format!(
-            "gcs bucket {} under {:?}",
-            gcs.bucket, gcs.rootdirectory
-        ),
+        StorageDriverConfig::Gcs { config: gcs } => {
+            format!("gcs bucket {} under {:?}", gcs.bucket, gcs.rootdirectory)
+        }
     };
     // TLS files are checked before binding, so a bad certificate is a clear
     // startup error rather than a listener that fails every handshake.

@@ -10,14 +10,14 @@
 #[macro_use]
 #[path = "common/driver_suite.rs"]
 mod driver_suite;
-#[path = "common/clients.rs"]
-mod clients;
-#[path = "common/procs.rs"]
-mod procs;
 #[path = "common/azure.rs"]
 mod azure;
 #[path = "storage_drivers/azure_cases.rs"]
 mod azure_cases;
+#[path = "common/clients.rs"]
+mod clients;
+#[path = "common/procs.rs"]
+mod procs;
 #[path = "common/s3.rs"]
 mod s3;
 #[path = "storage_drivers/s3_cases.rs"]

@@ -281,7 +281,9 @@ mod tests {
         assert_eq!(c.account_url(), "https://acct.blob.core.windows.net");
         assert_eq!(c.chunksize, DEFAULT_CHUNK_SIZE);
         assert!(!format!("{c:?}").contains("a2V5"));
-        let c = parse("accountname: acct\naccountkey: k\ncontainer: reg\nrealm: core.chinacloudapi.cn\n");
+        let c = parse(
+            "accountname: acct\naccountkey: k\ncontainer: reg\nrealm: core.chinacloudapi.cn\n",
+        );
         assert_eq!(c.account_url(), "https://acct.blob.core.chinacloudapi.cn");
         let c = parse(
             "accountname: a\naccountkey: k\ncontainer: c\nendpoint: http://127.0.0.1:10000/a/\n",
@@ -307,16 +309,22 @@ mod tests {
         assert!(bad("accountkey: k\ncontainer: c\n").starts_with("storage.azure.accountname"));
         assert!(bad("accountname: a\naccountkey: k\n").starts_with("storage.azure.container"));
         assert!(bad("accountname: a\ncontainer: c\n").starts_with("storage.azure.accountkey"));
-        assert!(bad("accountname: a\ncontainer: c\ncredentials:\n  type: magic\n")
-            .starts_with("storage.azure.credentials.type"));
         assert!(
-            bad("accountname: a\ncontainer: c\ncredentials:\n  type: client_secret\n  clientid: i\n")
-                .starts_with("storage.azure.credentials.tenantid")
+            bad("accountname: a\ncontainer: c\ncredentials:\n  type: magic\n")
+                .starts_with("storage.azure.credentials.type")
         );
-        assert!(bad("accountname: a\naccountkey: k\ncontainer: c\nchunksize: 10\n")
-            .starts_with("storage.azure.chunksize"));
-        assert!(bad("accountname: a\naccountkey: k\ncontainer: c\nserviceurl: x:1\n")
-            .starts_with("storage.azure.serviceurl"));
+        assert!(bad(
+            "accountname: a\ncontainer: c\ncredentials:\n  type: client_secret\n  clientid: i\n"
+        )
+        .starts_with("storage.azure.credentials.tenantid"));
+        assert!(
+            bad("accountname: a\naccountkey: k\ncontainer: c\nchunksize: 10\n")
+                .starts_with("storage.azure.chunksize")
+        );
+        assert!(
+            bad("accountname: a\naccountkey: k\ncontainer: c\nserviceurl: x:1\n")
+                .starts_with("storage.azure.serviceurl")
+        );
         let ok = parse("accountname: a\ncontainer: c\ncredentials:\n  type: default_credentials\n");
         ok.validate().unwrap();
         assert_eq!(ok.credential_kind(), Some(CredentialKind::Default));

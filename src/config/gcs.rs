@@ -73,7 +73,11 @@ impl fmt::Debug for GcsConfig {
             .field("keyfile", &self.keyfile)
             .field(
                 "credentials",
-                &if self.credentials.is_some() { "***" } else { "" },
+                &if self.credentials.is_some() {
+                    "***"
+                } else {
+                    ""
+                },
             )
             .field("rootdirectory", &self.rootdirectory)
             .field("chunksize", &self.chunksize)

@@ -1102,8 +1102,16 @@ fn normalize_tree(tree: &mut Value, warnings: &mut Vec<String>) -> Result<(), Co
                 if let Value::Mapping(m) = v {
                     for (sk, sv) in m.iter_mut() {
                         if sk.as_str().is_some_and(|s| {
-                            ["delete", "maintenance", "redirect", "filesystem", "s3", "azure", "gcs"]
-                                .contains(&s)
+                            [
+                                "delete",
+                                "maintenance",
+                                "redirect",
+                                "filesystem",
+                                "s3",
+                                "azure",
+                                "gcs",
+                            ]
+                            .contains(&s)
                         }) {
                             drop_nulls(sv);
                         }

@@ -100,8 +100,11 @@ mod tests {
 
     #[test]
     fn bad_key_is_a_backend_error() {
-        let e = build(&cfg("accountname: a\naccountkey: not base64!\ncontainer: c\n"), true)
-            .unwrap_err();
+        let e = build(
+            &cfg("accountname: a\naccountkey: not base64!\ncontainer: c\n"),
+            true,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("azure"), "{e}");
     }
 }
