@@ -226,9 +226,8 @@ impl AzureConfig {
             }
             _ => {}
         }
-        if !self.serviceurl.is_empty()
-            && !(self.serviceurl.starts_with("http://") || self.serviceurl.starts_with("https://"))
-        {
+        let url = &self.serviceurl;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::invalid(
                 "storage.azure.serviceurl",
                 "must be an http:// or https:// URL",

@@ -93,7 +93,7 @@ impl GcsConfig {
             return Err(ConfigError::invalid("storage.gcs.bucket", "required"));
         }
         if self.chunksize < CHUNK_GRANULARITY
-            || self.chunksize % CHUNK_GRANULARITY != 0
+            || !self.chunksize.is_multiple_of(CHUNK_GRANULARITY)
             || self.chunksize > MAX_PART_SIZE
         {
             return Err(ConfigError::invalid(
