@@ -8,7 +8,7 @@
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::ClientOptions;
 
-use super::writer::IDENTIFIER_MARKER;
+use super::inner::IDENTIFIER_MARKER;
 use super::{DriverOptions, ObjectStoreDriver};
 use crate::config::azure::{AzureConfig, CredentialKind};
 use crate::storage::{StorageError, StorageResult};

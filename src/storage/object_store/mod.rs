@@ -34,8 +34,9 @@ use object_store::signer::Signer;
 use object_store::{Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectStore};
 
 use super::{BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult};
+use inner::is_marked;
 use inner::Inner;
-use writer::{is_marked, read_state, ObjectWriter};
+use writer::{read_state, ObjectWriter};
 
 /// How long a presigned redirect URL stays valid (distribution uses 20 min).
 pub const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
@@ -91,7 +92,7 @@ impl Default for DriverOptions {
             copy_limit: SINGLE_COPY_LIMIT,
             redirect: true,
             attributes: Attributes::new(),
-            upload_marker: writer::DEFAULT_MARKER,
+            upload_marker: inner::DEFAULT_MARKER,
             discard_blocks: false,
         }
     }
@@ -332,7 +333,7 @@ impl StorageDriver for ObjectStoreDriver {
         let state = read_state(d, &path).await?;
         if let Some(state) = &state {
             writer::abort(d, &path, state.upload_id()).await?;
-            writer::discard_blocks(d, key, &path).await?;
+            inner::discard_blocks(d, key, &path).await?;
             doomed.extend([writer::state_path(&path), writer::tail_path(&path)]);
         }
         match d.head(key, &path).await {
@@ -352,7 +353,7 @@ impl StorageDriver for ObjectStoreDriver {
             if let Some(data) = writer::data_path_of(p) {
                 writer::abort_recorded(d, &data).await?;
                 if d.opts.discard_blocks {
-                    writer::discard_blocks(d, key, &data).await?;
+                    inner::discard_blocks(d, key, &data).await?;
                     discarded.push(data);
                 }
             }

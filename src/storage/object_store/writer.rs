@@ -34,10 +34,11 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::multipart::PartId;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, GetOptions, GetResult, MultipartId, PutPayload};
+use object_store::{Attributes, GetOptions, GetResult, MultipartId, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use super::inner::{discard_blocks, is_marked, marker};
 use super::Inner;
 use crate::storage::{FileWriter, StorageError, StorageResult};
 
@@ -45,36 +46,6 @@ use crate::storage::{FileWriter, StorageError, StorageResult};
 pub(super) const STATE_SUFFIX: &str = "~upload";
 /// Suffix of the tail object of an upload with parts.
 const TAIL_SUFFIX: &str = "~tail";
-/// The upload marker's metadata name on S3 and GCS.
-pub(super) const DEFAULT_MARKER: &str = "berth-upload";
-/// The upload marker's name where metadata names must be identifiers (Azure).
-pub(super) const IDENTIFIER_MARKER: &str = "berthupload";
-
-/// True for an object written by `close`: an upload that may have more
-/// bytes in a multipart upload (see the state object). Either spelling
-/// counts, whatever the backend.
-pub(super) fn is_marked(attrs: &Attributes) -> bool {
-    [DEFAULT_MARKER, IDENTIFIER_MARKER]
-        .iter()
-        .any(|m| attrs.get(&Attribute::Metadata((*m).into())).is_some())
-}
-
-fn marker(name: &'static str) -> Attributes {
-    let mut a = Attributes::new();
-    a.insert(Attribute::Metadata(name.into()), "1".into());
-    a
-}
-
-/// On stores whose abort leaves parts behind (Azure's uncommitted blocks),
-/// drops them by replacing `data` with an empty object; only for keys about
-/// to be deleted.
-pub(super) async fn discard_blocks(d: &Inner, key: &str, data: &Path) -> StorageResult<()> {
-    if d.opts.discard_blocks {
-        d.put(key, data, Bytes::new(), Attributes::new()).await?;
-    }
-    Ok(())
-}
-
 /// One uploaded part as recorded in the state object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Part {
