@@ -26,7 +26,8 @@
 //! as the last part, completes the upload at `<key>` and removes state and
 //! tail. `cancel` and `delete` abort the multipart upload; a dropped writer
 //! aborts an upload it opened and never recorded. So no parts are left in
-//! the bucket.
+//! the bucket. (Azure cannot abort: cancel and delete replace the key first,
+//! which drops its uncommitted blocks; see `DriverOptions::discard_blocks`.)
 
 use std::sync::Arc;
 
