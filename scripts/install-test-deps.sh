@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what berth's tests need on Debian 12: the real clients and
 # distribution 2.8.2 used by tests/interop.rs, Apache htpasswd for
-# tests/htpasswd_cli.rs, nginx for the replica tests, and the S3 servers of
-# the S3 driver tests (Garage 2.5.0 with cargo, moto with pip). Tools already present are not
-# reinstalled, so a warm machine returns at once. Needs root (or sudo).
+# tests/htpasswd_cli.rs, nginx for the replica tests, the S3 servers of
+# the S3 driver tests (Garage 2.5.0 with cargo, moto with pip) and Azurite for
+# the Azure driver tests (npm). Tools already present are not reinstalled, so
+# a warm machine returns at once. Needs root (or sudo).
 set -euo pipefail
 
 # tool -> Debian package
@@ -87,4 +88,22 @@ if ! command -v moto_server >/dev/null 2>&1; then
   if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
   "$PIP" install --quiet 'moto[server]' ||
     "$PIP" install --quiet --break-system-packages 'moto[server]'
+fi
+
+# Azurite (Microsoft's Azure Storage emulator) for the Azure driver tests
+# (tests/common/azure.rs), from npm; Debian's nodejs/npm when npm is missing.
+if ! command -v azurite-blob >/dev/null 2>&1; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-test-deps: installing nodejs and npm for azurite"
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$(id -u)" -eq 0 ]; then SUDO_NPM=(); else SUDO_NPM=(sudo -n); fi
+    "${SUDO_NPM[@]}" apt-get update -qq
+    "${SUDO_NPM[@]}" apt-get install -y -qq nodejs npm </dev/null
+  fi
+  echo "install-test-deps: installing azurite 3.35.0 (npm)"
+  if [ "$(id -u)" -eq 0 ]; then
+    npm install -g --no-fund --no-audit azurite@3.35.0
+  else
+    sudo -n npm install -g --no-fund --no-audit azurite@3.35.0
+  fi
 fi

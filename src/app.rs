@@ -24,6 +24,14 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
             crate::storage::object_store::s3::build(&s3, !config.storage.redirect.disable)
                 .context("cannot set up the s3 storage driver")?,
         ),
+        StorageDriverConfig::Azure { config: azure } => Arc::new(
+            crate::storage::object_store::azure::build(&azure, !config.storage.redirect.disable)
+                .context("cannot set up the azure storage driver")?,
+        ),
+        StorageDriverConfig::Gcs { config: gcs } => Arc::new(
+            crate::storage::object_store::gcs::build(&gcs, !config.storage.redirect.disable)
+                .context("cannot set up the gcs storage driver")?,
+        ),
     })
 }
 
@@ -138,6 +146,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 " (blob downloads redirect to presigned URLs)"
             }
         ),
+        StorageDriverConfig::Azure { config: azure } => format!(
+            "azure container {} at {} under {:?}",
+            azure.container,
+            azure.account_url(),
+            azure.rootdirectory
+        ),
+        StorageDriverConfig::Gcs { config: gcs } => {
+            format!("gcs bucket {} under {:?}", gcs.bucket, gcs.rootdirectory)
+        }
     };
     // TLS files are checked before binding, so a bad certificate is a clear
     // startup error rather than a listener that fails every handshake.

@@ -134,6 +134,61 @@ fn config_check_accepts_a_registry2_s3_config() {
 }
 
 #[test]
+fn config_check_accepts_a_registry2_azure_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "azure.yml",
+        "version: 0.1\nstorage:\n  azure:\n    accountname: acct\n    accountkey: a2V5\n    \
+         container: registry\n    realm: core.windows.net\n    rootdirectory: /r\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("container: registry"));
+    // distribution 3's keys, from the environment too.
+    let out = berth(
+        &["config", "check", &file],
+        &[
+            (
+                "REGISTRY_STORAGE_AZURE_SERVICEURL",
+                "http://127.0.0.1:10000/acct",
+            ),
+            (
+                "REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE",
+                "default_credentials",
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = berth(
+        &["config", "check", &file],
+        &[("REGISTRY_STORAGE_AZURE_CONTAINER", "")],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("storage.azure.container"));
+}
+
+#[test]
+fn config_check_accepts_a_registry2_gcs_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "gcs.yml",
+        "version: 0.1\nstorage:\n  gcs:\n    bucket: registry\n    keyfile: /etc/gcs/key.json\n    \
+         rootdirectory: /r\n    chunksize: \"5242880\"\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("bucket: registry"));
+    let out = berth(
+        &["config", "check", &file],
+        &[("REGISTRY_STORAGE_GCS_CHUNKSIZE", "1000")],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("storage.gcs.chunksize"));
+}
+
+#[test]
 fn config_check_missing_file_fails() {
     let out = berth(&["config", "check", "/nonexistent/berth.yml"], &[]);
     assert!(!out.status.success());

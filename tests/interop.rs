@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/azure.rs"]
+mod azure;
 #[path = "common/clients.rs"]
 mod clients;
 #[path = "common/procs.rs"]
@@ -17,6 +19,7 @@ mod s3;
 
 mod interop {
     mod auth;
+    mod azure;
     mod buildah;
     mod distribution;
     mod docker;

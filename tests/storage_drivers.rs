@@ -1,12 +1,19 @@
 //! Runs the shared driver suite against every backend: memory, filesystem,
-//! and the S3 driver on a real Garage and a moto server (tests/common/s3.rs);
-//! plus the checks the suite cannot see: filesystem temp files and layout
-//! (here), S3 multipart state, replicas and redirects (`s3_cases`).
+//! the S3 driver on a real Garage and a moto server (tests/common/s3.rs),
+//! and the Azure driver on Azurite (tests/common/azure.rs); plus the checks
+//! the suite cannot see: filesystem temp files and layout (here), S3
+//! multipart state, replicas and redirects (`s3_cases`), Azure blocks
+//! (`azure_cases`). The GCS driver has no emulator that speaks its API
+//! (docs/storage.md); its unit tests are in src/storage/object_store/gcs.rs.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
 #[path = "common/driver_suite.rs"]
 mod driver_suite;
+#[path = "common/azure.rs"]
+mod azure;
+#[path = "storage_drivers/azure_cases.rs"]
+mod azure_cases;
 #[path = "common/clients.rs"]
 mod clients;
 #[path = "common/procs.rs"]
@@ -33,6 +40,14 @@ storage_driver_suite!(memory, Fixture::new(MemoryDriver::new()));
 storage_driver_suite!(filesystem, filesystem_fixture());
 storage_driver_suite!(garage, optional s3_fixture(s3::garage()));
 storage_driver_suite!(moto, optional s3_fixture(s3::moto()));
+storage_driver_suite!(azurite, optional azurite_fixture());
+
+/// An Azure driver on the shared Azurite under a fresh root; `None` when
+/// Azurite is not installed.
+fn azurite_fixture() -> Option<Fixture> {
+    let server = azure::azurite()?;
+    Some(Fixture::new(server.driver(&s3::fresh_root("suite"), true)))
+}
 
 /// An S3 driver on `server` under a fresh root (each case also works under
 /// its own random prefix); `None` when the server is not installed.

@@ -7,9 +7,11 @@
 //! See `docs/configuration.md` for the reference.
 
 pub mod auth;
+pub mod azure;
 mod de;
 pub mod duration;
 pub mod env;
+pub mod gcs;
 pub mod s3;
 
 use std::collections::BTreeMap;
@@ -142,6 +144,12 @@ pub struct StorageConfig {
     /// The S3 driver (AWS or any S3-compatible server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<s3::S3Config>,
+    /// The Azure Blob Storage driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<azure::AzureConfig>,
+    /// The Google Cloud Storage driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<gcs::GcsConfig>,
     /// The in-memory driver (takes no parameters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inmemory: Option<Value>,
@@ -440,7 +448,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 pub const STORAGE_RESERVED_KEYS: &[&str] = &["maintenance", "cache", "delete", "redirect", "tag"];
 
 /// Drivers distribution has that berth does not implement yet.
-const KNOWN_UNSUPPORTED_DRIVERS: &[&str] = &["s3-aws", "azure", "gcs", "swift", "oss"];
+const KNOWN_UNSUPPORTED_DRIVERS: &[&str] = &["s3-aws", "swift", "oss"];
 
 /// The configuration used when no file is given: listen on loopback only,
 /// store under `./data`. A storage driver from `REGISTRY_STORAGE*`
@@ -516,6 +524,18 @@ pub enum StorageDriverConfig {
     S3 {
         /// `storage.s3`, validated.
         config: Box<s3::S3Config>,
+    },
+    /// An Azure Blob Storage container, distribution's layout under
+    /// `rootdirectory`.
+    Azure {
+        /// `storage.azure`, with a connection string resolved, validated.
+        config: Box<azure::AzureConfig>,
+    },
+    /// A Google Cloud Storage bucket, distribution's layout under
+    /// `rootdirectory`.
+    Gcs {
+        /// `storage.gcs`, validated.
+        config: Box<gcs::GcsConfig>,
     },
 }
 
@@ -827,8 +847,8 @@ impl Config {
     }
 
     /// The storage backend to build. Drivers distribution has but berth does
-    /// not (azure, gcs, ...) give a "not supported yet" error; an s3 section
-    /// is validated here (bucket, region, chunk size).
+    /// not (swift, oss, ...) give a "not supported yet" error; s3, azure and
+    /// gcs sections are validated here (required keys, chunk sizes).
     pub fn storage_driver(&self) -> Result<StorageDriverConfig, ConfigError> {
         let drivers = self.storage.driver_names();
         let name = match drivers.as_slice() {
@@ -861,13 +881,27 @@ impl Config {
                     config: Box::new(s3),
                 })
             }
+            ("azure", _) => {
+                let azure = self.storage.azure.clone().unwrap_or_default().resolved()?;
+                azure.validate()?;
+                Ok(StorageDriverConfig::Azure {
+                    config: Box::new(azure),
+                })
+            }
+            ("gcs", _) => {
+                let gcs = self.storage.gcs.clone().unwrap_or_default();
+                gcs.validate()?;
+                Ok(StorageDriverConfig::Gcs {
+                    config: Box::new(gcs),
+                })
+            }
             (other, _) if KNOWN_UNSUPPORTED_DRIVERS.contains(&other) => Err(ConfigError::invalid(
                 &format!("storage.{other}"),
-                format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory, s3)"),
+                format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory, s3, azure, gcs)"),
             )),
             (other, _) => Err(ConfigError::invalid(
                 &format!("storage.{other}"),
-                "unknown storage driver (supported: filesystem, inmemory, s3)",
+                "unknown storage driver (supported: filesystem, inmemory, s3, azure, gcs)",
             )),
         }
     }
@@ -877,6 +911,8 @@ impl Config {
     pub fn set_filesystem_root(&mut self, root: PathBuf) {
         self.storage.inmemory = None;
         self.storage.s3 = None;
+        self.storage.azure = None;
+        self.storage.gcs = None;
         self.storage.other_drivers.clear();
         let mut fs = self.storage.filesystem.take().unwrap_or_default();
         fs.rootdirectory = root;
@@ -942,6 +978,12 @@ impl StorageConfig {
         }
         if self.s3.is_some() {
             names.push("s3".into());
+        }
+        if self.azure.is_some() {
+            names.push("azure".into());
+        }
+        if self.gcs.is_some() {
+            names.push("gcs".into());
         }
         names.sort();
         names
@@ -1060,7 +1102,16 @@ fn normalize_tree(tree: &mut Value, warnings: &mut Vec<String>) -> Result<(), Co
                 if let Value::Mapping(m) = v {
                     for (sk, sv) in m.iter_mut() {
                         if sk.as_str().is_some_and(|s| {
-                            ["delete", "maintenance", "redirect", "filesystem", "s3"].contains(&s)
+                            [
+                                "delete",
+                                "maintenance",
+                                "redirect",
+                                "filesystem",
+                                "s3",
+                                "azure",
+                                "gcs",
+                            ]
+                            .contains(&s)
                         }) {
                             drop_nulls(sv);
                         }

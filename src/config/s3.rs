@@ -227,7 +227,7 @@ impl S3Config {
 }
 
 /// A bool that also accepts Go's string spellings ("true", "False", "1").
-fn bool_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+pub(super) fn bool_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
     let s = lenient::LenientString::deserialize(de)?.0;
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "t" | "yes" => Ok(true),
@@ -243,7 +243,7 @@ fn opt_bool_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<Option<bool>, D:
 }
 
 /// A byte count given as a number or a numeric string.
-fn u64_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+pub(super) fn u64_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
     let s = lenient::LenientString::deserialize(de)?.0;
     s.trim()
         .parse::<u64>()

@@ -477,7 +477,7 @@ fn listen_addr_forms() {
 
 #[test]
 fn unsupported_and_unknown_drivers() {
-    let (c, _) = load("version: 0.1\nstorage:\n  gcs:\n    bucket: b\n").unwrap();
+    let (c, _) = load("version: 0.1\nstorage:\n  swift:\n    container: b\n").unwrap();
     assert!(c
         .storage_driver()
         .unwrap_err()
@@ -489,6 +489,26 @@ fn unsupported_and_unknown_drivers() {
         .unwrap_err()
         .to_string()
         .contains("unknown storage driver"));
+}
+
+#[test]
+fn azure_and_gcs_sections_are_typed() {
+    let (c, _) = load(
+        "version: 0.1\nstorage:\n  azure:\n    accountname: a\n    accountkey: k\n    container: c\n",
+    )
+    .unwrap();
+    match c.storage_driver().unwrap() {
+        StorageDriverConfig::Azure { config } => assert_eq!(config.container, "c"),
+        other => panic!("{other:?}"),
+    }
+    let (c, _) = load("version: 0.1\nstorage:\n  gcs:\n    bucket: b\n").unwrap();
+    match c.storage_driver().unwrap() {
+        StorageDriverConfig::Gcs { config } => assert_eq!(config.bucket, "b"),
+        other => panic!("{other:?}"),
+    }
+    let (c, _) = load("version: 0.1\nstorage:\n  azure:\n    accountname: a\n").unwrap();
+    let err = c.storage_driver().unwrap_err().to_string();
+    assert!(err.starts_with("storage.azure.container"), "{err}");
 }
 
 #[test]

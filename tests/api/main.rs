@@ -1,7 +1,10 @@
 //! In-process API tests: every endpoint and error of the distribution API,
-//! run against the memory, filesystem and S3 (Garage) drivers.
+//! run against the memory, filesystem, S3 (Garage) and Azure (Azurite)
+//! drivers.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/azure.rs"]
+mod azure;
 #[path = "../common/clients.rs"]
 mod clients;
 #[path = "../common/procs.rs"]

@@ -1,6 +1,7 @@
-//! In-process test registry: the real router over a memory, filesystem or
-//! S3 driver, driven with `oneshot` requests (no sockets to berth; the S3
-//! driver talks to the test binary's shared Garage, tests/common/s3.rs).
+//! In-process test registry: the real router over a memory, filesystem, S3
+//! or Azure driver, driven with `oneshot` requests (no sockets to berth; the
+//! S3 driver talks to the test binary's shared Garage, tests/common/s3.rs,
+//! the Azure driver to its shared Azurite, tests/common/azure.rs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,9 +83,20 @@ impl TestRegistry {
             let s3: Arc<dyn StorageDriver> =
                 Arc::new(garage.driver(&crate::s3::fresh_root("api"), false));
             out.push(TestRegistry {
-                app: berth::app::build_app(cfg, s3).expect("app"),
+                app: berth::app::build_app(cfg.clone(), s3).expect("app"),
                 root: None,
                 kind: "garage",
+                _dir: None,
+            });
+        }
+        // Azurite likewise (redirects off).
+        if let Some(azurite) = crate::azure::azurite() {
+            let az: Arc<dyn StorageDriver> =
+                Arc::new(azurite.driver(&crate::s3::fresh_root("api"), false));
+            out.push(TestRegistry {
+                app: berth::app::build_app(cfg, az).expect("app"),
+                root: None,
+                kind: "azurite",
                 _dir: None,
             });
         }

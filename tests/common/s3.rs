@@ -58,7 +58,7 @@ pub fn moto() -> Option<&'static S3Server> {
 
 /// Runs `start` on a thread that then parks for the life of the process, so
 /// the server's parent-death signal fires only when the test binary exits.
-fn start_parked(start: fn() -> S3Server) -> S3Server {
+pub fn start_parked<T: Send + 'static>(start: fn() -> T) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = std::panic::catch_unwind(start);
@@ -72,7 +72,7 @@ fn start_parked(start: fn() -> S3Server) -> S3Server {
     });
     match rx.recv() {
         Ok(Ok(server)) => server,
-        _ => panic!("S3 test server failed to start (see the output above)"),
+        _ => panic!("test server failed to start (see the output above)"),
     }
 }
 

@@ -9,9 +9,11 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{Attributes, GetOptions, GetResult, ObjectStore, PutOptions, PutPayload};
+use object_store::{
+    Attribute, Attributes, GetOptions, GetResult, ObjectStore, PutOptions, PutPayload,
+};
 
-use super::writer::{is_marked, read_state};
+use super::writer::read_state;
 use super::{DriverOptions, READ_ATTEMPTS};
 use crate::storage::{validate_path, StorageError, StorageResult};
 
@@ -174,4 +176,34 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The upload marker's metadata name on S3 and GCS.
+pub(super) const DEFAULT_MARKER: &str = "berth-upload";
+/// The upload marker's name where metadata names must be identifiers (Azure).
+pub(super) const IDENTIFIER_MARKER: &str = "berthupload";
+
+/// True for an object written by `close`: an upload that may have more
+/// bytes in a multipart upload (see the state object). Either spelling
+/// counts, whatever the backend.
+pub(super) fn is_marked(attrs: &Attributes) -> bool {
+    [DEFAULT_MARKER, IDENTIFIER_MARKER]
+        .iter()
+        .any(|m| attrs.get(&Attribute::Metadata((*m).into())).is_some())
+}
+
+pub(super) fn marker(name: &'static str) -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(Attribute::Metadata(name.into()), "1".into());
+    a
+}
+
+/// On stores whose abort leaves parts behind (Azure's uncommitted blocks),
+/// drops them by replacing `data` with an empty object; only for keys about
+/// to be deleted.
+pub(super) async fn discard_blocks(d: &Inner, key: &str, data: &Path) -> StorageResult<()> {
+    if d.opts.discard_blocks {
+        d.put(key, data, Bytes::new(), Attributes::new()).await?;
+    }
+    Ok(())
 }

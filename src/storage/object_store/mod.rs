@@ -1,6 +1,6 @@
 //! Object-store driver: the `StorageDriver` over the `object_store` crate, so
-//! S3 (and later Azure Blob Storage and GCS, each with a small constructor
-//! like `s3::build`) share one implementation and one test suite.
+//! S3, Azure Blob Storage and GCS (each a small constructor: `s3::build`,
+//! `azure::build`, `gcs::build`) share one implementation and one test suite.
 //!
 //! Key `/a/b` is the object `<rootdirectory>/a/b`, as in distribution's s3
 //! driver, so a registry:2 bucket is served in place. Directories are key
@@ -16,6 +16,8 @@
 //! is safe because blobs are content-addressed (two writers of one key write
 //! the same bytes) and links/tags are single small objects replaced whole.
 
+pub mod azure;
+pub mod gcs;
 mod inner;
 pub mod s3;
 mod writer;
@@ -32,8 +34,9 @@ use object_store::signer::Signer;
 use object_store::{Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectStore};
 
 use super::{BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult};
+use inner::is_marked;
 use inner::Inner;
-use writer::{is_marked, read_state, ObjectWriter};
+use writer::{read_state, ObjectWriter};
 
 /// How long a presigned redirect URL stays valid (distribution uses 20 min).
 pub const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
@@ -71,6 +74,14 @@ pub struct DriverOptions {
     pub redirect: bool,
     /// Attributes set on every new object (storage class).
     pub attributes: Attributes,
+    /// Metadata name marking an object written by `close` (S3 and GCS take
+    /// `berth-upload`; Azure metadata names must be identifiers).
+    pub upload_marker: &'static str,
+    /// The store's `abort_multipart` does nothing (Azure: uncommitted blocks
+    /// stay with the blob name until it is written or a week passes), so
+    /// where an upload's key goes away anyway the driver first replaces it,
+    /// which drops the blocks.
+    pub discard_blocks: bool,
 }
 
 impl Default for DriverOptions {
@@ -81,6 +92,8 @@ impl Default for DriverOptions {
             copy_limit: SINGLE_COPY_LIMIT,
             redirect: true,
             attributes: Attributes::new(),
+            upload_marker: inner::DEFAULT_MARKER,
+            discard_blocks: false,
         }
     }
 }
@@ -320,6 +333,7 @@ impl StorageDriver for ObjectStoreDriver {
         let state = read_state(d, &path).await?;
         if let Some(state) = &state {
             writer::abort(d, &path, state.upload_id()).await?;
+            inner::discard_blocks(d, key, &path).await?;
             doomed.extend([writer::state_path(&path), writer::tail_path(&path)]);
         }
         match d.head(key, &path).await {
@@ -334,12 +348,20 @@ impl StorageDriver for ObjectStoreDriver {
             .map_err(|e| d.map_err(key, e))?;
         // Uploads in progress under the tree: abort their multipart uploads
         // so no parts are left behind in the bucket.
+        let mut discarded = Vec::new();
         for p in below.iter().filter(|p| writer::is_state_path(p)) {
             if let Some(data) = writer::data_path_of(p) {
                 writer::abort_recorded(d, &data).await?;
+                if d.opts.discard_blocks {
+                    inner::discard_blocks(d, key, &data).await?;
+                    discarded.push(data);
+                }
             }
         }
         doomed.extend(below);
+        doomed.extend(discarded);
+        doomed.sort_unstable();
+        doomed.dedup();
         if state.is_none() && doomed.is_empty() {
             return Err(StorageError::NotFound(key.to_string()));
         }

@@ -10,7 +10,8 @@
 //! upload is recorded in the bucket, next to the key:
 //!
 //! - Without parts yet (small uploads), `<key>` simply holds everything
-//!   written so far, marked with `x-amz-meta-berth-upload: 1`.
+//!   written so far, marked with metadata `berth-upload: 1` (`berthupload`
+//!   on Azure, whose metadata names must be identifiers).
 //! - With parts, `<key>~upload` holds the state, JSON `{"upload_id",
 //!   "parts": [{"etag", "size"}], "tail"}`, and `<key>~tail` the bytes
 //!   after the last full part (less than one part). `<key>` itself is not
@@ -25,7 +26,8 @@
 //! as the last part, completes the upload at `<key>` and removes state and
 //! tail. `cancel` and `delete` abort the multipart upload; a dropped writer
 //! aborts an upload it opened and never recorded. So no parts are left in
-//! the bucket.
+//! the bucket. (Azure cannot abort: cancel and delete replace the key first,
+//! which drops its uncommitted blocks; see `DriverOptions::discard_blocks`.)
 
 use std::sync::Arc;
 
@@ -33,10 +35,11 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::multipart::PartId;
 use object_store::path::Path;
-use object_store::{Attribute, Attributes, GetOptions, GetResult, MultipartId, PutPayload};
+use object_store::{Attributes, GetOptions, GetResult, MultipartId, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use super::inner::{discard_blocks, is_marked, marker};
 use super::Inner;
 use crate::storage::{FileWriter, StorageError, StorageResult};
 
@@ -44,20 +47,6 @@ use crate::storage::{FileWriter, StorageError, StorageResult};
 pub(super) const STATE_SUFFIX: &str = "~upload";
 /// Suffix of the tail object of an upload with parts.
 const TAIL_SUFFIX: &str = "~tail";
-const MARKER: &str = "berth-upload";
-
-/// True for an object written by `close`: an upload that may have more
-/// bytes in a multipart upload (see the state object).
-pub(super) fn is_marked(attrs: &Attributes) -> bool {
-    attrs.get(&Attribute::Metadata(MARKER.into())).is_some()
-}
-
-fn marker() -> Attributes {
-    let mut a = Attributes::new();
-    a.insert(Attribute::Metadata(MARKER.into()), "1".into());
-    a
-}
-
 /// One uploaded part as recorded in the state object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Part {
@@ -424,7 +413,8 @@ impl FileWriter for ObjectWriter {
         let d = self.d.clone();
         let tail = self.buf.split().freeze();
         let Some(upload) = self.upload.as_ref() else {
-            d.put(&self.key, &self.path, tail, marker()).await?;
+            d.put(&self.key, &self.path, tail, marker(d.opts.upload_marker))
+                .await?;
             self.finished = true;
             return Ok(());
         };
@@ -462,6 +452,9 @@ impl FileWriter for ObjectWriter {
         }
         if self.append {
             let p = &self.path;
+            if self.upload.is_some() {
+                discard_blocks(&d, &self.key, p).await?;
+            }
             d.delete_paths(vec![p.clone(), state_path(p), tail_path(p)])
                 .await?;
         }
