@@ -10,7 +10,7 @@ use super::replicas::{blob_everywhere, chunked_upload, Nginx};
 use super::s3::serve_on_garage;
 use crate::clients::{http, write_docker_archive};
 use crate::procs::{output, require_tools, tempdir, wait_until, Dockerd, Entry};
-use crate::s3::{fresh_root, GarageCluster};
+use crate::s3::{fresh_root, GarageCluster, BUCKET};
 use crate::MIB;
 
 /// The node that fails: no berth talks to it while it is down.
@@ -44,6 +44,47 @@ fn pull_and_check(dk: &Dockerd, host: &str, path: &str, id: &str, digest: &str) 
     dk.run(&["rmi", "-f", id]);
 }
 
+/// The multipart uploads Garage lists under `root` (via node 0), as
+/// (key, upload id).
+fn listed_uploads(cluster: &GarageCluster, root: &str) -> Vec<(String, String)> {
+    let (status, body) = cluster
+        .s3(0)
+        .signed("GET", &format!("/{BUCKET}?prefix={root}&uploads="))
+        .unwrap();
+    assert_eq!(status, 200, "ListMultipartUploads: {body}");
+    let field = |u: &str, tag: &str| {
+        let start = u.find(&format!("<{tag}>"))? + tag.len() + 2;
+        Some(u[start..start + u[start..].find("</")?].to_string())
+    };
+    body.split("<Upload>")
+        .skip(1)
+        .map(|u| (field(u, "Key").unwrap(), field(u, "UploadId").unwrap()))
+        .collect()
+}
+
+/// berth left no multipart upload open. With `empty`, the listing must be
+/// empty (used while the node is down and has never come back). Once it is
+/// back, Garage 2.5.0 lists again the
+/// uploads it missed the completion of (they are not real: ListParts and
+/// AbortMultipartUpload answer NoSuchUpload; reproduced with boto3 alone),
+/// so then every listed upload must be such a ghost.
+fn no_upload_open(cluster: &GarageCluster, root: &str, empty: bool) {
+    let listed = listed_uploads(cluster, root);
+    if empty {
+        assert!(listed.is_empty(), "multipart uploads open: {listed:?}");
+    }
+    for (key, id) in listed {
+        let (status, body) = cluster
+            .s3(0)
+            .signed("GET", &format!("/{BUCKET}/{key}?uploadId={id}"))
+            .unwrap();
+        assert!(
+            status == 404 && body.contains("NoSuchUpload"),
+            "upload {id} at {key} is open: ListParts answered {status}: {body}"
+        );
+    }
+}
+
 #[test]
 fn garage_node_killed_mid_push() {
     if !require_tools(&["garage", "nginx", "docker", "dockerd"]) {
@@ -74,6 +115,7 @@ fn garage_node_killed_mid_push() {
     assert_eq!(lb.upstreams_for(&uuid).len(), 2, "upload hopped");
     wait_degraded(&cluster);
     blob_everywhere(&hosts, "fail/http", &blob, &content);
+    no_upload_open(&cluster, &root, true);
 
     cluster.restart(VICTIM);
     cluster.wait_healthy();
@@ -130,6 +172,8 @@ fn garage_node_killed_mid_push() {
         })
         .unwrap_or_else(|| panic!("no digest in push output:\n{text}"));
     wait_degraded(&cluster);
+    // Strict only before the node ever came back (see `no_upload_open`).
+    no_upload_open(&cluster, &root, false);
     dk.run(&["rmi", "-f", &img.image_id]);
     for host in &hosts {
         pull_and_check(&dk, host, "fail/docker:v1", &img.image_id, &digest);
@@ -147,6 +191,5 @@ fn garage_node_killed_mid_push() {
     assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
     blob_everywhere(std::slice::from_ref(&c), "fail/http", &blob, &content);
     pull_and_check(&dk, &c, "fail/docker:v1", &img.image_id, &digest);
-    let left = cluster.s3(0).multipart_uploads(&root);
-    assert!(left.is_empty(), "multipart uploads left: {left:?}");
+    no_upload_open(&cluster, &root, false);
 }
