@@ -8,6 +8,9 @@
 //! process, ends). Garage runs under a small `sh` that removes its data
 //! directory when it is told to stop.
 //!
+//! [`GarageCluster`] is different: a 3-node Garage cluster owned by one test
+//! (for failure tests), whose nodes can be killed and restarted.
+//!
 //! Needs `crate::procs` (tests/common/procs.rs) in the test binary.
 #![allow(dead_code)]
 
