@@ -23,6 +23,7 @@ mod interop {
     mod buildah;
     mod distribution;
     mod docker;
+    mod garage_cluster;
     mod podman;
     mod replicas;
     mod s3;

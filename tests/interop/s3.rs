@@ -13,7 +13,12 @@ use crate::s3::{fresh_root, S3Server, BUCKET};
 use crate::MIB;
 
 /// `berth serve` on a free port over Garage under `root`.
-fn serve_on_garage(g: &S3Server, root: &str, redirect: bool, dir: &std::path::Path) -> (Proc, u16) {
+pub(super) fn serve_on_garage(
+    g: &S3Server,
+    root: &str,
+    redirect: bool,
+    dir: &std::path::Path,
+) -> (Proc, u16) {
     let port = free_port();
     let config = dir.join("config.yml");
     std::fs::write(
