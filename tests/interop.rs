@@ -24,6 +24,7 @@ mod interop {
     mod distribution;
     mod docker;
     mod garage_cluster;
+    mod object_stores;
     mod podman;
     mod replicas;
     mod s3;

@@ -3,43 +3,21 @@
 //! default, as registry:2 does) and, with `storage.redirect.disable`,
 //! streamed by berth.
 
-use std::time::Duration;
-
+use super::object_stores::{docker_round_trip, serve_with_storage};
 use crate::azure::{Azurite, ACCOUNT, CONTAINER, KEY};
-use crate::clients::{get_json, http};
-use crate::procs::{
-    daemon_command, free_port, require_tools, tempdir, wait_until, write_tar, Dockerd, Entry, Proc,
-};
+use crate::procs::{require_tools, tempdir, Dockerd, Proc};
 use crate::s3::fresh_root;
-use crate::MIB;
 
 /// `berth serve` on a free port over Azurite under `root`, configured the
 /// way a registry:2 (distribution 3) Azure config reads.
 fn serve_on_azurite(a: &Azurite, root: &str, redirect: bool, dir: &std::path::Path) -> (Proc, u16) {
-    let port = free_port();
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
-             storage:\n  azure:\n    accountname: {ACCOUNT}\n    accountkey: {KEY}\n\
-             \x20   container: {CONTAINER}\n    serviceurl: {endpoint}\n    rootdirectory: /{root}\n\
-             \x20   chunksize: 5242880\n  redirect:\n    disable: {disable}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            endpoint = a.endpoint,
-            disable = !redirect,
-        ),
-    )
-    .unwrap();
-    let mut cmd = daemon_command(env!("CARGO_BIN_EXE_berth"));
-    cmd.arg("serve").arg("--config").arg(&config);
-    let mut proc = Proc::spawn("berth on azurite", cmd, &dir.join("berth.log"));
-    let url = format!("http://127.0.0.1:{port}/v2/");
-    wait_until("berth on azurite", Duration::from_secs(30), || {
-        proc.assert_running();
-        http("GET", &url).is_ok_and(|r| r.status == 200)
-    });
-    (proc, port)
+    let storage = format!(
+        "  azure:\n    accountname: {ACCOUNT}\n    accountkey: {KEY}\n\
+         \x20   container: {CONTAINER}\n    serviceurl: {endpoint}\n    rootdirectory: /{root}\n\
+         \x20   chunksize: 5242880\n",
+        endpoint = a.endpoint,
+    );
+    serve_with_storage("berth on azurite", &storage, redirect, dir)
 }
 
 #[test]
@@ -56,45 +34,9 @@ fn docker_push_pull_on_azurite_with_and_without_redirects() {
         let tmp = tempdir("berth-azure-");
         let root = fresh_root("interop");
         let (proc, port) = serve_on_azurite(azurite, &root, redirect, tmp.path());
-        let host = format!("127.0.0.1:{port}");
-
         // A 12 MiB layer: pushed in chunks, stored as a block upload.
-        let rootfs = tmp.path().join("rootfs.tar");
-        write_tar(
-            &rootfs,
-            &[
-                Entry::Random("data/blob.bin", 12 * MIB),
-                Entry::Bytes("hello.txt", b"hello from azurite\n"),
-            ],
-        );
-        let image = format!("{host}/team/app:v1");
-        dk.run(&["import", rootfs.to_str().unwrap(), &image]);
-        let id = dk.inspect(&image, "{{.Id}}");
-        let (digest, _) = dk.push(&image);
-
-        let manifest = get_json(&format!("http://{host}/v2/team/app/manifests/{digest}"));
-        let layer = manifest["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let blob = http("GET", &format!("http://{host}/v2/team/app/blobs/{layer}")).unwrap();
-        if redirect {
-            assert_eq!(blob.status, 307, "blob GET redirects to Azurite");
-            let location = blob.header("location").unwrap();
-            assert!(location.starts_with(&azurite.endpoint), "{location}");
-        } else {
-            assert_eq!(blob.status, 200, "blob GET streams through berth");
-            assert!(blob.body.len() > 12 * MIB as usize);
-        }
-
-        dk.run(&["rmi", "-f", &id]);
-        let out = dk.run(&["pull", &image]);
-        assert!(out.contains(&digest), "pull output lacks {digest}:\n{out}");
-        assert_eq!(dk.inspect(&image, "{{.Id}}"), id, "image ID after pull");
-        dk.run(&["rmi", "-f", &id]);
-
-        let catalog = get_json(&format!("http://{host}/v2/_catalog"));
-        assert_eq!(catalog["repositories"], serde_json::json!(["team/app"]));
+        let host = format!("127.0.0.1:{port}");
+        let layer = docker_round_trip(&dk, &host, redirect, &azurite.endpoint, tmp.path());
         // The blob as stored: distribution's path, committed, no blocks left.
         let hex = layer.trim_start_matches("sha256:");
         let name = format!(
