@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::time::Duration;
 
 /// Debian's `/etc/docker/registry/config.yml` (docker-registry 2.8.2), verbatim.
 const DEBIAN_CONFIG: &str = "\
