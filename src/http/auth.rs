@@ -42,8 +42,14 @@ pub(super) fn rate_limited(wait: std::time::Duration) -> ApiError {
 pub(super) fn unauthorized(req: Req<'_>, scope: Option<&str>, error: Option<&str>) -> ApiError {
     let realm = req.location("/auth/token");
     let mut e = ApiError::new(ErrorCode::Unauthorized);
-    if let Some(scope) = scope {
-        e = e.detail(serde_json::json!([{ "Type": "repository", "Name": scope, "Action": "" }]));
+    if let Some(access) = scope.and_then(crate::auth::token::parse_scope) {
+        // distribution's detail: the access records the request needed.
+        let records: Vec<_> = access
+            .actions
+            .iter()
+            .map(|a| serde_json::json!({ "Type": access.kind, "Name": access.name, "Action": a }))
+            .collect();
+        e = e.detail(records);
     }
     if let Some(ch) = req.st.auth.challenge(&realm, scope, error) {
         if let Ok(v) = HeaderValue::from_str(&ch) {

@@ -121,6 +121,13 @@ async fn htpasswd_login_push_pull() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.header("www-authenticate").is_some());
+    assert_eq!(
+        r.json()["errors"][0]["detail"],
+        serde_json::json!([
+            {"Type": "repository", "Name": "team/app", "Action": "pull"},
+            {"Type": "repository", "Name": "team/app", "Action": "push"}
+        ])
+    );
     assert_eq!(push_as(&reg, "team/app", &alice).await, StatusCode::CREATED);
     let r = reg
         .req(
