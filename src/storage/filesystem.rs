@@ -375,6 +375,9 @@ impl StorageDriver for FilesystemDriver {
     /// GET 88 -> 21 CPU-us per request, docs/performance.md). Large objects
     /// go through `reader`, which keeps to the blocking pool.
     async fn get_content(&self, path: &str) -> StorageResult<Bytes> {
+        // Counts against the task's cooperative budget, so a loop of reads
+        // (a GC scan of many links) still yields to other tasks.
+        tokio::task::consume_budget().await;
         let full = self.full_path(path)?;
         fs::read(&full)
             .map(Bytes::from)
