@@ -12,7 +12,7 @@ use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 
 /// Read buffer for streaming blobs: large enough to keep syscalls few.
-const STREAM_BUF: usize = 256 * 1024;
+const STREAM_BUF: usize = 1024 * 1024;
 
 /// Serves a blob with `Docker-Content-Digest`, `ETag` and byte ranges
 /// (200/206/304/307, 416 for unsatisfiable ranges, 404 BLOB_UNKNOWN).
