@@ -25,8 +25,8 @@ use super::{
 
 const DRIVER: &str = "filesystem";
 
-/// Size of the writer's buffer and the largest read-ahead of a reader: large
-/// enough that blob transfers cost few syscalls and thread hand-offs.
+/// Size of the writer's buffer: large enough that blob uploads cost few
+/// syscalls and thread hand-offs.
 const BUF_SIZE: usize = 1 << 20;
 
 /// Prefix of temp file names; `~` can never appear in a key.
