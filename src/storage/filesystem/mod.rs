@@ -12,9 +12,9 @@
 //! is the clean-up of an abandoned writer in `Drop` (an unlink or a truncate),
 //! which must be synchronous so that the next request sees a consistent state.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,6 +22,12 @@ use bytes::Bytes;
 use super::{
     validate_path, BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult,
 };
+
+mod target;
+mod writer;
+
+use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
+use writer::FsWriter;
 
 const DRIVER: &str = "filesystem";
 
@@ -89,276 +95,10 @@ where
     tokio::task::spawn_blocking(f).await.map_err(backend)?
 }
 
-/// Makes a directory entry (a rename or a new file) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn parent(path: &Path) -> io::Result<&Path> {
-    path.parent()
-        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
-}
-
-/// Creates `dir` and its missing ancestors below `root`, returning the
-/// directories this call created, deepest last, so an aborted write can
-/// remove exactly those and leave no trace.
-fn ensure_dir(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while cur != root && cur.starts_with(root) {
-        match fs::symlink_metadata(cur) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing.push(cur.to_path_buf());
-                cur = parent(cur)?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if cur == root {
-        fs::create_dir_all(root)?;
-    }
-    let mut created = Vec::new();
-    for d in missing.into_iter().rev() {
-        match fs::create_dir(&d) {
-            Ok(()) => created.push(d),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                remove_dirs(&created);
-                return Err(e);
-            }
-        }
-    }
-    Ok(created)
-}
-
-/// Removes directories made by [`ensure_dir`], deepest first; stops quietly
-/// at any that is no longer empty (another writer is using it).
-fn remove_dirs(created: &[PathBuf]) {
-    for d in created.iter().rev() {
-        if fs::remove_dir(d).is_err() {
-            break;
-        }
-    }
-}
-
 /// True for names that can be a key segment; everything else on disk (temp
 /// files, `lost+found`, ...) is invisible through the driver.
 fn is_key_name(name: &str) -> bool {
     validate_path(&format!("/{name}")).is_ok()
-}
-
-/// How a writer's file relates to its key.
-enum Mode {
-    /// Writing a temp file that replaces `dest` on commit or close.
-    Replace {
-        temp: PathBuf,
-        dest: PathBuf,
-        created_dirs: Vec<PathBuf>,
-    },
-    /// Appending in place to `path`, which held `orig_len` bytes when opened.
-    Append { path: PathBuf, orig_len: u64 },
-}
-
-/// The open file of a writer and the duty to undo it. Unless marked `done`,
-/// dropping it removes the temp file (and directories it created) or
-/// truncates an appended file back to where this writer started.
-struct Target {
-    file: File,
-    mode: Mode,
-    done: bool,
-}
-
-impl Target {
-    /// Opens a temp file in `dest`'s directory, creating directories as needed.
-    fn replace(root: &Path, dest: PathBuf) -> io::Result<Self> {
-        let dir = parent(&dest)?.to_path_buf();
-        let mut attempt = 0;
-        loop {
-            let created_dirs = ensure_dir(root, &dir)?;
-            let temp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-            match OpenOptions::new().write(true).create_new(true).open(&temp) {
-                Ok(file) => {
-                    return Ok(Self {
-                        file,
-                        mode: Mode::Replace {
-                            temp,
-                            dest,
-                            created_dirs,
-                        },
-                        done: false,
-                    })
-                }
-                // A concurrent aborted writer removed the directory we were
-                // about to use: create it again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
-                Err(e) => {
-                    remove_dirs(&created_dirs);
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    /// Opens an existing object to continue it.
-    fn append(path: PathBuf) -> io::Result<Self> {
-        let mut file = OpenOptions::new().write(true).open(&path)?;
-        let orig_len = file.seek(SeekFrom::End(0))?;
-        Ok(Self {
-            file,
-            mode: Mode::Append { path, orig_len },
-            done: false,
-        })
-    }
-
-    /// Size of the object when this writer opened it.
-    fn base_len(&self) -> u64 {
-        match self.mode {
-            Mode::Replace { .. } => 0,
-            Mode::Append { orig_len, .. } => orig_len,
-        }
-    }
-
-    /// Makes the content visible at the key; with `durable`, also on disk.
-    fn finish(mut self, durable: bool) -> io::Result<()> {
-        if durable {
-            self.file.sync_all()?;
-        }
-        match &self.mode {
-            Mode::Replace { temp, dest, .. } => {
-                fs::rename(temp, dest)?;
-                self.done = true;
-                if durable {
-                    sync_dir(parent(dest)?)?;
-                }
-            }
-            Mode::Append { path, .. } => {
-                self.done = true;
-                if durable {
-                    sync_dir(parent(path)?)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Discards this writer's work; for an append writer, the whole object.
-    fn cancel(mut self) -> io::Result<()> {
-        if let Mode::Append { path, .. } = &self.mode {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            self.done = true;
-        }
-        // A replace writer's temp file is removed by `Drop`.
-        Ok(())
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Best effort: there is no one to report a failure to.
-        match &self.mode {
-            Mode::Replace {
-                temp, created_dirs, ..
-            } => {
-                let _ = fs::remove_file(temp);
-                remove_dirs(created_dirs);
-            }
-            Mode::Append { orig_len, .. } => {
-                let _ = self.file.set_len(*orig_len);
-            }
-        }
-    }
-}
-
-/// Writer over a [`Target`], buffering up to [`BUF_SIZE`] bytes so that each
-/// trip to a blocking thread writes a large chunk.
-struct FsWriter {
-    key: String,
-    /// `None` once an operation failed mid-way: the writer is unusable.
-    target: Option<Target>,
-    buf: Vec<u8>,
-    size: u64,
-}
-
-impl FsWriter {
-    fn new(key: String, target: Target) -> Self {
-        Self {
-            key,
-            size: target.base_len(),
-            target: Some(target),
-            buf: Vec::with_capacity(BUF_SIZE),
-        }
-    }
-
-    fn take_target(&mut self) -> StorageResult<Target> {
-        self.target
-            .take()
-            .ok_or_else(|| backend(format!("writer for {} failed earlier", self.key)))
-    }
-
-    /// Writes the buffer out. On error the target is dropped, undoing the
-    /// writer's work, and the writer stays unusable.
-    async fn flush(&mut self) -> StorageResult<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let mut target = self.take_target()?;
-        let buf = std::mem::take(&mut self.buf);
-        let (target, mut buf) = blocking(move || {
-            target.file.write_all(&buf).map_err(backend)?;
-            Ok((target, buf))
-        })
-        .await?;
-        buf.clear();
-        self.buf = buf;
-        self.target = Some(target);
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>, durable: bool) -> StorageResult<()> {
-        self.flush().await?;
-        let target = self.take_target()?;
-        blocking(move || target.finish(durable).map_err(backend)).await
-    }
-}
-
-#[async_trait]
-impl FileWriter for FsWriter {
-    async fn write(&mut self, data: &[u8]) -> StorageResult<()> {
-        if self.target.is_none() {
-            return Err(backend(format!("writer for {} failed earlier", self.key)));
-        }
-        self.buf.extend_from_slice(data);
-        self.size += data.len() as u64;
-        if self.buf.len() >= BUF_SIZE {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    async fn commit(self: Box<Self>) -> StorageResult<()> {
-        self.finish(true).await
-    }
-
-    async fn close(self: Box<Self>) -> StorageResult<()> {
-        self.finish(false).await
-    }
-
-    async fn cancel(mut self: Box<Self>) -> StorageResult<()> {
-        let target = self.take_target()?;
-        blocking(move || target.cancel().map_err(backend)).await
-    }
 }
 
 #[async_trait]

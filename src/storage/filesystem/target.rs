@@ -1,0 +1,190 @@
+//! The file behind a write: a temp file renamed over its key, or an object
+//! appended in place, and the duty to undo it when the write is abandoned.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::TMP_PREFIX;
+
+/// Makes a directory entry (a rename or a new file) durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+pub(super) fn parent(path: &Path) -> io::Result<&Path> {
+    path.parent()
+        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
+}
+
+/// Creates `dir` and its missing ancestors below `root`, returning the
+/// directories this call created, deepest last, so an aborted write can
+/// remove exactly those and leave no trace.
+pub(super) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while cur != root && cur.starts_with(root) {
+        match fs::symlink_metadata(cur) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(cur.to_path_buf());
+                cur = parent(cur)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if cur == root {
+        fs::create_dir_all(root)?;
+    }
+    let mut created = Vec::new();
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(&d) {
+            Ok(()) => created.push(d),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                remove_dirs(&created);
+                return Err(e);
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Removes directories made by [`ensure_dir`], deepest first; stops quietly
+/// at any that is no longer empty (another writer is using it).
+pub(super) fn remove_dirs(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        if fs::remove_dir(d).is_err() {
+            break;
+        }
+    }
+}
+
+/// How a writer's file relates to its key.
+enum Mode {
+    /// Writing a temp file that replaces `dest` on commit or close.
+    Replace {
+        temp: PathBuf,
+        dest: PathBuf,
+        created_dirs: Vec<PathBuf>,
+    },
+    /// Appending in place to `path`, which held `orig_len` bytes when opened.
+    Append { path: PathBuf, orig_len: u64 },
+}
+
+/// The open file of a writer and the duty to undo it. Unless marked `done`,
+/// dropping it removes the temp file (and directories it created) or
+/// truncates an appended file back to where this writer started.
+pub(super) struct Target {
+    pub(super) file: File,
+    mode: Mode,
+    done: bool,
+}
+
+impl Target {
+    /// Opens a temp file in `dest`'s directory, creating directories as needed.
+    pub(super) fn replace(root: &Path, dest: PathBuf) -> io::Result<Self> {
+        let dir = parent(&dest)?.to_path_buf();
+        let mut attempt = 0;
+        loop {
+            let created_dirs = ensure_dir(root, &dir)?;
+            let temp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+            match OpenOptions::new().write(true).create_new(true).open(&temp) {
+                Ok(file) => {
+                    return Ok(Self {
+                        file,
+                        mode: Mode::Replace {
+                            temp,
+                            dest,
+                            created_dirs,
+                        },
+                        done: false,
+                    })
+                }
+                // A concurrent aborted writer removed the directory we were
+                // about to use: create it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                Err(e) => {
+                    remove_dirs(&created_dirs);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Opens an existing object to continue it.
+    pub(super) fn append(path: PathBuf) -> io::Result<Self> {
+        let mut file = OpenOptions::new().write(true).open(&path)?;
+        let orig_len = file.seek(SeekFrom::End(0))?;
+        Ok(Self {
+            file,
+            mode: Mode::Append { path, orig_len },
+            done: false,
+        })
+    }
+
+    /// Size of the object when this writer opened it.
+    pub(super) fn base_len(&self) -> u64 {
+        match self.mode {
+            Mode::Replace { .. } => 0,
+            Mode::Append { orig_len, .. } => orig_len,
+        }
+    }
+
+    /// Makes the content visible at the key; with `durable`, also on disk.
+    pub(super) fn finish(mut self, durable: bool) -> io::Result<()> {
+        if durable {
+            self.file.sync_all()?;
+        }
+        match &self.mode {
+            Mode::Replace { temp, dest, .. } => {
+                fs::rename(temp, dest)?;
+                self.done = true;
+                if durable {
+                    sync_dir(parent(dest)?)?;
+                }
+            }
+            Mode::Append { path, .. } => {
+                self.done = true;
+                if durable {
+                    sync_dir(parent(path)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Discards this writer's work; for an append writer, the whole object.
+    pub(super) fn cancel(mut self) -> io::Result<()> {
+        if let Mode::Append { path, .. } = &self.mode {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            self.done = true;
+        }
+        // A replace writer's temp file is removed by `Drop`.
+        Ok(())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Best effort: there is no one to report a failure to.
+        match &self.mode {
+            Mode::Replace {
+                temp, created_dirs, ..
+            } => {
+                let _ = fs::remove_file(temp);
+                remove_dirs(created_dirs);
+            }
+            Mode::Append { orig_len, .. } => {
+                let _ = self.file.set_len(*orig_len);
+            }
+        }
+    }
+}
