@@ -121,8 +121,9 @@ impl Registry {
             Err(RegistryError::BlobUnknown(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        self.write_link(StoragePath::LayerLink { name, digest }, digest)
+        self.write_link_deferred(StoragePath::LayerLink { name, digest }, digest)
             .await?;
+        self.driver.sync().await?;
         Ok(Some(info))
     }
 }

@@ -128,10 +128,10 @@ impl Registry {
 
         if self.global_blob_size(&digest).await? != Some(body.len() as u64) {
             self.driver
-                .put_content(&StoragePath::BlobData { digest: &digest }.to_key(), body)
+                .put_deferred(&StoragePath::BlobData { digest: &digest }.to_key(), body)
                 .await?;
         }
-        self.write_link(
+        self.write_link_deferred(
             StoragePath::ManifestRevisionLink {
                 name,
                 digest: &digest,
@@ -142,8 +142,12 @@ impl Registry {
         if let Some(subject) = &parsed.subject {
             self.add_referrer(name, &subject.digest, &digest).await?;
         }
+        // The manifest is durable before a tag can point at it: a crash
+        // never leaves a tag naming a manifest that is not on disk.
+        self.driver.sync().await?;
         if let Reference::Tag(tag) = reference {
             self.tag_manifest(name, tag, &digest).await?;
+            self.driver.sync().await?;
         }
         Ok(PutManifestResult {
             digest,
@@ -182,20 +186,20 @@ impl Registry {
     }
 
     /// Points a tag at a manifest, recording it in the tag's index as
-    /// distribution does.
+    /// distribution does; durable after the caller's next `driver.sync()`.
     async fn tag_manifest(
         &self,
         name: &RepoName,
         tag: &Tag,
         digest: &Digest,
     ) -> RegistryResult<()> {
-        // The tag's history entry is informational (nothing reads it to
-        // serve a pull), so it is not forced to disk; the current link is.
+        // The history entry, as distribution writes it (nothing reads it to
+        // serve a pull); it rides on the caller's sync.
         let index = StoragePath::TagIndexLink { name, tag, digest }.to_key();
         self.driver
-            .put_scratch(&index, Bytes::from(digest.to_string()))
+            .put_deferred(&index, Bytes::from(digest.to_string()))
             .await?;
-        self.write_link(StoragePath::TagCurrentLink { name, tag }, digest)
+        self.write_link_deferred(StoragePath::TagCurrentLink { name, tag }, digest)
             .await
     }
 

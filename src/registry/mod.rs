@@ -117,14 +117,27 @@ impl Registry {
         }
     }
 
-    /// Writes a link file in distribution's format (`sha256:<hex>`, no newline).
-    /// Every link write goes through here, so online GC sees each digest a
-    /// request links (layer, revision, tag) as recently used.
-    async fn write_link(&self, path: StoragePath<'_>, digest: &Digest) -> RegistryResult<()> {
+    /// Writes a link file in distribution's format (`sha256:<hex>`, no newline),
+    /// durable only after the caller's next `driver.sync()`: a request links
+    /// several things and pays for durability once. Every link write goes
+    /// through here, so online GC sees each digest a request links (layer,
+    /// revision, tag) as recently used. A link that already holds `digest`
+    /// is not rewritten (the read is a page-cache hit; the rewrite would
+    /// create and free an inode).
+    async fn write_link_deferred(
+        &self,
+        path: StoragePath<'_>,
+        digest: &Digest,
+    ) -> RegistryResult<()> {
         self.recent.touch(digest).await;
-        self.driver
-            .put_content(&path.to_key(), Bytes::from(digest.to_string()))
-            .await?;
+        let key = path.to_key();
+        let content = digest.to_string();
+        if let Ok(old) = self.driver.get_content(&key).await {
+            if old == content.as_bytes() {
+                return Ok(());
+            }
+        }
+        self.driver.put_deferred(&key, Bytes::from(content)).await?;
         Ok(())
     }
 

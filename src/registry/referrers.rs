@@ -8,14 +8,15 @@ use crate::oci::name::{Reference, RepoName};
 use crate::storage::paths::{parse_link, StoragePath};
 
 impl Registry {
-    /// Records that `referrer` refers to `subject`.
+    /// Records that `referrer` refers to `subject`; durable after the
+    /// caller's next `driver.sync()`.
     pub(super) async fn add_referrer(
         &self,
         name: &RepoName,
         subject: &Digest,
         referrer: &Digest,
     ) -> RegistryResult<()> {
-        self.write_link(
+        self.write_link_deferred(
             StoragePath::ReferrerLink {
                 name,
                 subject,

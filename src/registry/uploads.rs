@@ -89,7 +89,7 @@ impl Registry {
             .map_err(|e| RegistryError::UploadInvalid(e.to_string()))?;
         // Bookkeeping of an upload: lost in a crash, the client starts over.
         self.driver
-            .put_scratch(
+            .put_deferred(
                 &StoragePath::UploadStartedAt { name, id: &id }.to_key(),
                 Bytes::from(started),
             )
@@ -178,7 +178,7 @@ impl Registry {
             offset,
         }
         .to_key();
-        if let Err(e) = self.driver.put_scratch(&key, Bytes::from(state)).await {
+        if let Err(e) = self.driver.put_deferred(&key, Bytes::from(state)).await {
             tracing::warn!(error = %e, "could not save upload hash state; the upload will be re-hashed");
         }
     }
@@ -246,7 +246,7 @@ impl Registry {
             }
         }
         let size = writer.size();
-        writer.commit().await?;
+        writer.commit_deferred().await?;
         let data_key = StoragePath::UploadData { name, id }.to_key();
         let actual = match hasher {
             Some(h) => h.finish(),
@@ -261,11 +261,14 @@ impl Registry {
         }
         if self.global_blob_size(digest).await? != Some(size) {
             self.driver
-                .move_object(&data_key, &StoragePath::BlobData { digest }.to_key())
+                .move_deferred(&data_key, &StoragePath::BlobData { digest }.to_key())
                 .await?;
         }
-        self.write_link(StoragePath::LayerLink { name, digest }, digest)
+        self.write_link_deferred(StoragePath::LayerLink { name, digest }, digest)
             .await?;
+        // One flush makes the data, its move into blobs/ and the link
+        // durable before the 201 (shared with concurrent requests).
+        self.driver.sync().await?;
         self.delete_if_exists(StoragePath::UploadDir { name, id })
             .await?;
         self.hashers.forget(name, id);

@@ -89,10 +89,15 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// readers see either the old or the new content, never a mix.
     async fn put_content(&self, path: &str, content: Bytes) -> StorageResult<()>;
 
-    /// Like `put_content`, for data whose loss in a crash is harmless
-    /// (upload bookkeeping, history): atomic, but not forced to disk, which
-    /// saves the fsyncs. Backends without that distinction store it durably.
-    async fn put_scratch(&self, path: &str, content: Bytes) -> StorageResult<()> {
+    /// Like `put_content`, but durable only once a later [`sync`] returns:
+    /// atomic and visible at once, yet not forced to disk, so a request that
+    /// writes several objects pays for durability once. Also used alone for
+    /// data whose loss in a crash is harmless (upload bookkeeping, tag
+    /// history). Backends whose writes are durable on return store it as
+    /// `put_content` does.
+    ///
+    /// [`sync`]: StorageDriver::sync
+    async fn put_deferred(&self, path: &str, content: Bytes) -> StorageResult<()> {
         self.put_content(path, content).await
     }
 
@@ -125,6 +130,19 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Moves an object from `source` to `dest`, replacing `dest` atomically.
     /// Errors: `NotFound` when `source` does not exist.
     async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()>;
+
+    /// Like `move_object`, but durable only once a later `sync` returns.
+    async fn move_deferred(&self, source: &str, dest: &str) -> StorageResult<()> {
+        self.move_object(source, dest).await
+    }
+
+    /// Makes every write this driver finished before the call durable:
+    /// `put_deferred`, `move_deferred`, `commit_deferred` and `close`. On a
+    /// filesystem, concurrent callers share one flush (group commit). A
+    /// no-op where every write is durable on return (object stores).
+    async fn sync(&self) -> StorageResult<()> {
+        Ok(())
+    }
 
     /// Deletes the object or the whole directory tree at `path`. Parent
     /// directories left empty are not removed (as in distribution).
@@ -173,6 +191,12 @@ pub trait FileWriter: Send {
     /// Makes the content durable and visible at the writer's path; the writer
     /// is finished. On a filesystem this means fsynced before returning.
     async fn commit(self: Box<Self>) -> StorageResult<()>;
+
+    /// Like `commit`, but durable only once a later
+    /// [`StorageDriver::sync`] returns (visible at once).
+    async fn commit_deferred(self: Box<Self>) -> StorageResult<()> {
+        self.commit().await
+    }
 
     /// Persists what was written so that a later `writer(path, true)` can
     /// continue it, without committing, from this or any other process

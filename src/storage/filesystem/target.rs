@@ -7,11 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::TMP_PREFIX;
 
-/// Makes a directory entry (a rename or a new file) durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 pub(super) fn parent(path: &Path) -> io::Result<&Path> {
     path.parent()
         .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
@@ -131,26 +126,13 @@ impl Target {
         }
     }
 
-    /// Makes the content visible at the key; with `durable`, also on disk.
-    pub(super) fn finish(mut self, durable: bool) -> io::Result<()> {
-        if durable {
-            self.file.sync_all()?;
+    /// Makes the content visible at the key. Not durable by itself: the
+    /// driver's group sync flushes it (see `group_sync.rs`).
+    pub(super) fn finish(mut self) -> io::Result<()> {
+        if let Mode::Replace { temp, dest, .. } = &self.mode {
+            fs::rename(temp, dest)?;
         }
-        match &self.mode {
-            Mode::Replace { temp, dest, .. } => {
-                fs::rename(temp, dest)?;
-                self.done = true;
-                if durable {
-                    sync_dir(parent(dest)?)?;
-                }
-            }
-            Mode::Append { path, .. } => {
-                self.done = true;
-                if durable {
-                    sync_dir(parent(path)?)?;
-                }
-            }
-        }
+        self.done = true;
         Ok(())
     }
 

@@ -4,6 +4,9 @@ use std::io::Write;
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
+use super::group_sync::GroupSync;
 use super::target::Target;
 use super::{backend, blocking, BUF_SIZE};
 use crate::storage::{FileWriter, StorageResult};
@@ -16,11 +19,13 @@ pub(super) struct FsWriter {
     target: Option<Target>,
     buf: Vec<u8>,
     size: u64,
+    group: Arc<GroupSync>,
 }
 
 impl FsWriter {
-    pub(super) fn new(key: String, target: Target) -> Self {
+    pub(super) fn new(key: String, target: Target, group: Arc<GroupSync>) -> Self {
         Self {
+            group,
             key,
             size: target.base_len(),
             target: Some(target),
@@ -53,10 +58,20 @@ impl FsWriter {
         Ok(())
     }
 
+    /// Makes the content visible; with `durable`, waits for the group sync.
     async fn finish(mut self: Box<Self>, durable: bool) -> StorageResult<()> {
-        self.flush().await?;
-        let target = self.take_target()?;
-        blocking(move || target.finish(durable).map_err(backend)).await
+        // The last buffer and the rename in one trip to the blocking pool.
+        let mut target = self.take_target()?;
+        let buf = std::mem::take(&mut self.buf);
+        blocking(move || {
+            target.file.write_all(&buf).map_err(backend)?;
+            target.finish().map_err(backend)
+        })
+        .await?;
+        if durable {
+            self.group.sync().await.map_err(backend)?;
+        }
+        Ok(())
     }
 }
 
@@ -80,6 +95,10 @@ impl FileWriter for FsWriter {
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
         self.finish(true).await
+    }
+
+    async fn commit_deferred(self: Box<Self>) -> StorageResult<()> {
+        self.finish(false).await
     }
 
     async fn close(self: Box<Self>) -> StorageResult<()> {
