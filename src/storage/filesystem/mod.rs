@@ -27,6 +27,7 @@ use super::{
     validate_path, BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult,
 };
 
+mod aligned;
 mod group_sync;
 mod target;
 mod writer;
@@ -60,7 +61,7 @@ impl FilesystemDriver {
         let full = self.full_path(path)?;
         let root = self.root.clone();
         blocking(move || {
-            let mut target = Target::replace(&root, full).map_err(backend)?;
+            let mut target = Target::replace(&root, full, false).map_err(backend)?;
             target.file.write_all(&content).map_err(backend)?;
             target.finish().map_err(backend)
         })
@@ -196,17 +197,20 @@ impl StorageDriver for FilesystemDriver {
         let full = self.full_path(path)?;
         let root = self.root.clone();
         let key = path.to_string();
-        let target = blocking(move || {
-            if append {
-                Target::append(full).map_err(|e| read_err(&key, e))
+        let (target, resume) = blocking(move || {
+            let mut target = if append {
+                Target::append(full).map_err(|e| read_err(&key, e))?
             } else {
-                Target::replace(&root, full).map_err(backend)
-            }
+                Target::replace(&root, full, true).map_err(backend)?
+            };
+            let resume = target.resume_point().map_err(backend)?;
+            Ok((target, resume))
         })
         .await?;
         Ok(Box::new(FsWriter::new(
             path.to_string(),
             target,
+            resume,
             Arc::clone(&self.group),
         )))
     }

@@ -2,9 +2,11 @@
 //! appended in place, and the duty to undo it when the write is abandoned.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::aligned::ALIGN;
 use super::TMP_PREFIX;
 
 pub(super) fn parent(path: &Path) -> io::Result<&Path> {
@@ -67,18 +69,49 @@ enum Mode {
     Append { path: PathBuf, orig_len: u64 },
 }
 
+/// Opens `path` for `O_DIRECT` writes; `None` where unsupported (tmpfs on
+/// older kernels, some network filesystems), which keeps writes buffered.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    let flags = rustix::fs::OFlags::DIRECT.bits() as i32;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<File> {
+    None
+}
+
+/// Whether bulk writes go through an `O_DIRECT` descriptor.
+enum Direct {
+    /// Not asked for, or the filesystem refused it.
+    Off,
+    /// Wanted; opened on the first bulk write (an empty object never pays).
+    Lazy,
+    Open(File),
+}
+
 /// The open file of a writer and the duty to undo it. Unless marked `done`,
 /// dropping it removes the temp file (and directories it created) or
 /// truncates an appended file back to where this writer started.
 pub(super) struct Target {
     pub(super) file: File,
+    /// A second descriptor on the same file with `O_DIRECT`, for aligned
+    /// bulk writes that skip the page cache (no copy into it, no writeback
+    /// later).
+    direct: Direct,
     mode: Mode,
     done: bool,
 }
 
 impl Target {
-    /// Opens a temp file in `dest`'s directory, creating directories as needed.
-    pub(super) fn replace(root: &Path, dest: PathBuf) -> io::Result<Self> {
+    /// Opens a temp file in `dest`'s directory, creating directories as
+    /// needed; with `direct`, also an `O_DIRECT` descriptor for bulk writes.
+    pub(super) fn replace(root: &Path, dest: PathBuf, direct: bool) -> io::Result<Self> {
         let dir = parent(&dest)?.to_path_buf();
         let mut attempt = 0;
         loop {
@@ -88,6 +121,7 @@ impl Target {
                 Ok(file) => {
                     return Ok(Self {
                         file,
+                        direct: if direct { Direct::Lazy } else { Direct::Off },
                         mode: Mode::Replace {
                             temp,
                             dest,
@@ -107,15 +141,68 @@ impl Target {
         }
     }
 
-    /// Opens an existing object to continue it.
+    /// Opens an existing object to continue it, with an `O_DIRECT`
+    /// descriptor too when the filesystem allows.
     pub(super) fn append(path: PathBuf) -> io::Result<Self> {
-        let mut file = OpenOptions::new().write(true).open(&path)?;
+        let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         let orig_len = file.seek(SeekFrom::End(0))?;
         Ok(Self {
             file,
+            direct: open_direct(&path).map_or(Direct::Off, Direct::Open),
             mode: Mode::Append { path, orig_len },
             done: false,
         })
+    }
+
+    /// Where a writer continuing this object starts its buffer: the block
+    /// boundary at or before the end, with the bytes already stored between
+    /// that boundary and the end (rewritten unchanged), so that every bulk
+    /// write stays block-aligned for direct I/O.
+    pub(super) fn resume_point(&mut self) -> io::Result<(u64, Vec<u8>)> {
+        let end = self.base_len();
+        if !matches!(self.direct, Direct::Open(_)) {
+            return Ok((end, Vec::new()));
+        }
+        let start = end - end % ALIGN as u64;
+        let mut head = vec![0u8; (end - start) as usize];
+        self.file.seek(SeekFrom::Start(start))?;
+        self.file.read_exact(&mut head)?;
+        Ok((start, head))
+    }
+
+    /// Writes `buf` at `offset`. Bulk (`may_direct`) writes whose memory,
+    /// offset and length are block-aligned go through the direct descriptor;
+    /// if the filesystem rejects one (EINVAL: other alignment rules), direct
+    /// I/O is dropped for this file and the write is redone buffered, which
+    /// is safe because positional writes are idempotent.
+    pub(super) fn write_at(&mut self, buf: &[u8], offset: u64, may_direct: bool) -> io::Result<()> {
+        let aligned = offset.is_multiple_of(ALIGN as u64)
+            && buf.len().is_multiple_of(ALIGN)
+            && (buf.as_ptr() as usize).is_multiple_of(ALIGN);
+        if may_direct && aligned && !buf.is_empty() {
+            if matches!(self.direct, Direct::Lazy) {
+                self.direct = open_direct(self.path()).map_or(Direct::Off, Direct::Open);
+            }
+            if let Direct::Open(direct) = &self.direct {
+                match direct.write_all_at(buf, offset) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                        tracing::debug!(error = %e, "direct write refused; writing through the page cache");
+                        self.direct = Direct::Off;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// The file being written (the temp file when replacing).
+    fn path(&self) -> &Path {
+        match &self.mode {
+            Mode::Replace { temp, .. } => temp,
+            Mode::Append { path, .. } => path,
+        }
     }
 
     /// Size of the object when this writer opened it.
