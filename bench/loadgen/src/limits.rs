@@ -77,7 +77,16 @@ pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
     let dir = a.str("dir")?.to_string();
     let threads: usize = a.num("threads", Some(16))?;
     let secs: f64 = a.num("secs", Some(3.0))?;
-    let sub = format!("{dir}/fsync-limit");
+    // A fresh directory each time, left in place: deleting thousands of
+    // files here would make the next measurement on this filesystem pay
+    // for them (ext4 without a journal skips inodes freed in the last
+    // 5-305 s at every allocation). bench/run removes its work directory
+    // after the last measurement.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let sub = format!("{dir}/fsync-limit-{}-{stamp}", std::process::id());
     std::fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
     let payload = random_bytes(16 * 1024, 3);
     let w = Window::start(&[])?;
@@ -109,7 +118,6 @@ pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
             .collect()
     });
     let end = w.end()?;
-    let _ = std::fs::remove_dir_all(&sub);
     let mut ops = 0u64;
     let mut errors = 0u64;
     let mut first_error = None;
