@@ -18,7 +18,10 @@ use crate::storage::StorageDriver;
 /// Builds the storage driver the configuration names.
 pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
     Ok(match config.storage_driver()? {
-        StorageDriverConfig::Filesystem { root } => Arc::new(FilesystemDriver::new(root)),
+        StorageDriverConfig::Filesystem { root, sync } => Arc::new(FilesystemDriver::with_sync(
+            root,
+            sync == crate::config::FsSync::File,
+        )),
         StorageDriverConfig::InMemory => Arc::new(MemoryDriver::new()),
         StorageDriverConfig::S3 { config: s3 } => Arc::new(
             crate::storage::object_store::s3::build(&s3, !config.storage.redirect.disable)
@@ -132,7 +135,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let driver = open_storage(&config)?;
     let addr = config.listen_addr()?;
     let where_ = match config.storage_driver()? {
-        StorageDriverConfig::Filesystem { root } => format!("filesystem at {}", root.display()),
+        StorageDriverConfig::Filesystem { root, .. } => {
+            format!("filesystem at {}", root.display())
+        }
         StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
         StorageDriverConfig::S3 { config: s3 } => format!(
             "s3 bucket {} at {} under {:?}{}",

@@ -36,8 +36,15 @@ fn filesystem_fixture() -> Fixture {
     Fixture::with(FilesystemDriver::new(dir.path()), dir)
 }
 
+/// The filesystem driver in per-file mode (`storage.filesystem.sync: file`).
+fn filesystem_fsync_each_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Fixture::with(FilesystemDriver::with_sync(dir.path(), true), dir)
+}
+
 storage_driver_suite!(memory, Fixture::new(MemoryDriver::new()));
 storage_driver_suite!(filesystem, filesystem_fixture());
+storage_driver_suite!(filesystem_fsync_each, filesystem_fsync_each_fixture());
 storage_driver_suite!(garage, optional s3_fixture(s3::garage()));
 storage_driver_suite!(moto, optional s3_fixture(s3::moto()));
 storage_driver_suite!(azurite, optional azurite_fixture());

@@ -193,6 +193,8 @@ pub enum StorageDriverConfig {
     Filesystem {
         /// `storage.filesystem.rootdirectory`.
         root: PathBuf,
+        /// `storage.filesystem.sync`.
+        sync: FsSync,
     },
     /// Process memory; lost on exit.
     InMemory,
@@ -482,6 +484,7 @@ impl Config {
         match (name, &self.storage.filesystem) {
             ("filesystem", Some(fs)) => Ok(StorageDriverConfig::Filesystem {
                 root: fs.rootdirectory.clone(),
+                sync: fs.sync,
             }),
             ("inmemory", _) => Ok(StorageDriverConfig::InMemory),
             ("s3", _) => {

@@ -55,6 +55,21 @@ pub struct FilesystemConfig {
     /// Distribution's cap on concurrent filesystem operations; accepted, ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maxthreads: Option<u64>,
+    /// berth: how durable writes reach the disk (docs/storage.md).
+    pub sync: FsSync,
+}
+
+/// How the filesystem driver makes writes durable.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FsSync {
+    /// Group commit: one `syncfs` serves every request waiting at that
+    /// moment. Best on a volume of its own.
+    #[default]
+    Group,
+    /// An `fsync` of each written file and directory: for a root shared
+    /// with other heavy writers, whose dirty data `syncfs` would flush too.
+    File,
 }
 
 impl Default for FilesystemConfig {
@@ -62,6 +77,7 @@ impl Default for FilesystemConfig {
         FilesystemConfig {
             rootdirectory: PathBuf::from("/var/lib/registry"),
             maxthreads: None,
+            sync: FsSync::Group,
         }
     }
 }

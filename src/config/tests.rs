@@ -135,7 +135,8 @@ fn debian_config_loads() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "/var/lib/docker-registry".into()
+            root: "/var/lib/docker-registry".into(),
+            sync: FsSync::Group,
         }
     );
     assert!(c.storage.delete.enabled);
@@ -164,7 +165,8 @@ fn classic_config_loads() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "/var/lib/registry".into()
+            root: "/var/lib/registry".into(),
+            sync: FsSync::Group,
         }
     );
     assert!(!c.storage.delete.enabled);
@@ -229,7 +231,8 @@ fn defaults_when_keys_are_missing() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "/var/lib/registry".into()
+            root: "/var/lib/registry".into(),
+            sync: FsSync::Group,
         }
     );
     // Empty values in typed sections mean the default, like Go's zero values.
@@ -253,7 +256,8 @@ fn embedded_default_is_loopback_and_data_dir() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "./data".into()
+            root: "./data".into(),
+            sync: FsSync::Group,
         }
     );
     // A storage driver from the environment replaces the default driver.
@@ -266,7 +270,10 @@ fn embedded_default_is_loopback_and_data_dir() {
     .unwrap();
     assert_eq!(
         c.storage_driver().unwrap(),
-        StorageDriverConfig::Filesystem { root: "/x".into() }
+        StorageDriverConfig::Filesystem {
+            root: "/x".into(),
+            sync: FsSync::Group,
+        }
     );
     // A storage setting that is not a driver keeps the default driver.
     let (c, _) = Config::load(None, env(&[("REGISTRY_STORAGE_DELETE_ENABLED", "true")])).unwrap();
@@ -274,7 +281,8 @@ fn embedded_default_is_loopback_and_data_dir() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "./data".into()
+            root: "./data".into(),
+            sync: FsSync::Group,
         }
     );
 }
@@ -522,7 +530,8 @@ fn set_filesystem_root_replaces_the_driver() {
     assert_eq!(
         c.storage_driver().unwrap(),
         StorageDriverConfig::Filesystem {
-            root: "/srv/r".into()
+            root: "/srv/r".into(),
+            sync: FsSync::Group,
         }
     );
     assert!(c.storage.delete.enabled);
@@ -540,4 +549,20 @@ fn printed_yaml_loads_back_to_the_same_config() {
             "{warnings:?}\n{printed}"
         );
     }
+}
+
+#[test]
+fn filesystem_sync_mode() {
+    let (c, _) =
+        load("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /r\n    sync: file\n")
+            .unwrap();
+    assert_eq!(
+        c.storage_driver().unwrap(),
+        StorageDriverConfig::Filesystem {
+            root: "/r".into(),
+            sync: FsSync::File,
+        }
+    );
+    let err = load("version: 0.1\nstorage:\n  filesystem:\n    sync: sometimes\n").unwrap_err();
+    assert!(err.to_string().contains("sync"), "{err}");
 }

@@ -33,7 +33,7 @@ mod target;
 mod writer;
 
 use group_sync::GroupSync;
-use target::{ensure_dir, parent, remove_dirs, Target};
+use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
 use writer::FsWriter;
 
 const DRIVER: &str = "filesystem";
@@ -52,6 +52,9 @@ pub struct FilesystemDriver {
     root: PathBuf,
     /// Shared by clones, so every request of a registry joins one group.
     group: Arc<GroupSync>,
+    /// Per-file mode: every write fsyncs its file and directory at once
+    /// (and `sync` has nothing left to do) instead of joining the group.
+    fsync_each: bool,
 }
 
 impl FilesystemDriver {
@@ -60,10 +63,11 @@ impl FilesystemDriver {
     async fn put(&self, path: &str, content: Bytes, durable: bool) -> StorageResult<()> {
         let full = self.full_path(path)?;
         let root = self.root.clone();
+        let fsync_each = self.fsync_each;
         blocking(move || {
             let mut target = Target::replace(&root, full, false).map_err(backend)?;
             target.file.write_all(&content).map_err(backend)?;
-            target.finish().map_err(backend)
+            target.finish(fsync_each).map_err(backend)
         })
         .await?;
         if durable {
@@ -78,6 +82,7 @@ impl FilesystemDriver {
         let dst = self.full_path(dest)?;
         let root = self.root.clone();
         let key = source.to_string();
+        let fsync_each = self.fsync_each;
         blocking(move || {
             let meta = fs::metadata(&src).map_err(|e| read_err(&key, e))?;
             if meta.is_dir() {
@@ -89,6 +94,9 @@ impl FilesystemDriver {
                 remove_dirs(&created);
                 return Err(read_err(&key, e));
             }
+            if fsync_each {
+                sync_dir(dir).map_err(backend)?;
+            }
             Ok(())
         })
         .await
@@ -96,10 +104,18 @@ impl FilesystemDriver {
 
     /// A driver over `root`; the directory is created on first write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self::with_sync(root, false)
+    }
+
+    /// A driver whose durable writes each fsync their file and directory
+    /// (`fsync_each`) rather than share group `syncfs` rounds: for a root
+    /// on a filesystem shared with heavy writers (docs/storage.md).
+    pub fn with_sync(root: impl Into<PathBuf>, fsync_each: bool) -> Self {
         let root = root.into();
         Self {
             group: GroupSync::new(root.clone()),
             root,
+            fsync_each,
         }
     }
 
@@ -212,6 +228,7 @@ impl StorageDriver for FilesystemDriver {
             target,
             resume,
             Arc::clone(&self.group),
+            self.fsync_each,
         )))
     }
 
@@ -255,6 +272,9 @@ impl StorageDriver for FilesystemDriver {
     }
 
     async fn sync(&self) -> StorageResult<()> {
+        if self.fsync_each {
+            return Ok(());
+        }
         self.group.sync().await.map_err(backend)
     }
 

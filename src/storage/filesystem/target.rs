@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use super::aligned::ALIGN;
 use super::TMP_PREFIX;
 
+/// Makes a directory entry (a rename or a new file) durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 pub(super) fn parent(path: &Path) -> io::Result<&Path> {
     path.parent()
         .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))
@@ -213,14 +218,29 @@ impl Target {
         }
     }
 
-    /// Makes the content visible at the key. Not durable by itself: the
-    /// driver's group sync flushes it (see `group_sync.rs`).
-    pub(super) fn finish(mut self) -> io::Result<()> {
+    /// Makes the content visible at the key. With `fsync` (the driver's
+    /// per-file mode) also durable: the file, then the directory entry;
+    /// otherwise the driver's group sync flushes it (`group_sync.rs`).
+    pub(super) fn finish(mut self, fsync: bool) -> io::Result<()> {
+        if fsync {
+            self.file.sync_all()?;
+        }
         if let Mode::Replace { temp, dest, .. } = &self.mode {
             fs::rename(temp, dest)?;
         }
         self.done = true;
+        if fsync {
+            sync_dir(parent(self.path_after_finish())?)?;
+        }
         Ok(())
+    }
+
+    /// Where the content is once finished.
+    fn path_after_finish(&self) -> &Path {
+        match &self.mode {
+            Mode::Replace { dest, .. } => dest,
+            Mode::Append { path, .. } => path,
+        }
     }
 
     /// Discards this writer's work; for an append writer, the whole object.

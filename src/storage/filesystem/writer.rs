@@ -44,6 +44,8 @@ pub(super) struct FsWriter {
     /// Set once a write failed: every later call fails too.
     broken: bool,
     group: Arc<GroupSync>,
+    /// The driver's per-file mode: fsync at finish, no group sync.
+    fsync_each: bool,
 }
 
 impl FsWriter {
@@ -53,6 +55,7 @@ impl FsWriter {
         target: Target,
         resume: (u64, Vec<u8>),
         group: Arc<GroupSync>,
+        fsync_each: bool,
     ) -> Self {
         let (buf_start, head) = resume;
         let mut buf = AlignedBuf::new(BUF_SIZE);
@@ -68,6 +71,7 @@ impl FsWriter {
             buf_start,
             broken: false,
             group,
+            fsync_each,
         }
     }
 
@@ -139,6 +143,8 @@ impl FsWriter {
         let mut target = self.take_target().await?;
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
         let start = self.buf_start;
+        // Per-file mode has no later group sync: every finish is durable.
+        let fsync = self.fsync_each;
         // The last buffer and the rename in one trip to the blocking pool.
         blocking(move || {
             let data = buf.as_slice();
@@ -149,10 +155,10 @@ impl FsWriter {
             target
                 .write_at(&data[bulk..], start + bulk as u64, false)
                 .map_err(backend)?;
-            target.finish().map_err(backend)
+            target.finish(fsync).map_err(backend)
         })
         .await?;
-        if durable {
+        if durable && !self.fsync_each {
             self.group.sync().await.map_err(backend)?;
         }
         Ok(())
