@@ -23,9 +23,11 @@ use super::{
     validate_path, BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult,
 };
 
+mod dir;
 mod target;
 mod writer;
 
+use dir::{is_key_name, Names};
 use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
 use writer::FsWriter;
 
@@ -95,10 +97,25 @@ where
     tokio::task::spawn_blocking(f).await.map_err(backend)?
 }
 
-/// True for names that can be a key segment; everything else on disk (temp
-/// files, `lost+found`, ...) is invisible through the driver.
-fn is_key_name(name: &str) -> bool {
-    validate_path(&format!("/{name}")).is_ok()
+/// Directories up to this size (`st_size`: one or a few blocks, some
+/// hundred entries) are read inline on the async thread, as `get_content`
+/// reads small files: the read costs less than a blocking-pool hand-off.
+/// Larger ones are read in the blocking pool.
+const INLINE_DIR_BYTES: u64 = 16 << 10;
+
+/// The key names of the directory at `full` (key `key`), sorted. Errors:
+/// `NotFound` when no directory is there.
+async fn sorted_names(full: PathBuf, key: &str) -> StorageResult<Names> {
+    let meta = fs::metadata(&full).map_err(|e| read_err(key, e))?;
+    if !meta.is_dir() {
+        return Err(StorageError::NotFound(key.to_string()));
+    }
+    if meta.len() <= INLINE_DIR_BYTES {
+        dir::read_sorted(&full).map_err(|e| read_err(key, e))
+    } else {
+        let k = key.to_string();
+        blocking(move || dir::read_sorted(&full).map_err(|e| read_err(&k, e))).await
+    }
 }
 
 #[async_trait]
@@ -181,20 +198,39 @@ impl StorageDriver for FilesystemDriver {
         })
     }
 
+    /// Sorted (lexical order), though the contract does not promise it.
+    /// The stat and a small directory's read run inline (see
+    /// `INLINE_DIR_BYTES`).
     async fn list(&self, path: &str) -> StorageResult<Vec<String>> {
+        // A catalog page lists hundreds of directories inline: yield now
+        // and then, as `get_content` does.
+        tokio::task::consume_budget().await;
         let full = self.full_path(path)?;
-        let key = path.to_string();
-        blocking(move || {
-            let mut out = Vec::new();
-            for entry in fs::read_dir(&full).map_err(|e| read_err(&key, e))? {
-                let entry = entry.map_err(backend)?;
-                if let Some(name) = entry.file_name().to_str().filter(|n| is_key_name(n)) {
-                    out.push(format!("{key}/{name}"));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let names = sorted_names(full, path).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            let mut key = String::with_capacity(path.len() + 1 + name.len());
+            key.push_str(path);
+            key.push('/');
+            key.push_str(name);
+            out.push(key);
+        }
+        Ok(out)
+    }
+
+    /// Stops at the first entry, inline: these are small directories
+    /// (a repository's manifest revisions) asked about once per catalog
+    /// entry.
+    async fn has_children(&self, path: &str) -> StorageResult<bool> {
+        tokio::task::consume_budget().await;
+        let full = self.full_path(path)?;
+        match dir::has_key_entry(&full) {
+            Ok(found) => Ok(found),
+            Err(e) => match read_err(path, e) {
+                StorageError::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()> {
