@@ -53,6 +53,11 @@ impl Names {
             .zip(self.ends.iter().copied())
             .filter_map(|(s, e)| self.buf.get(s..e))
     }
+
+    /// Heap bytes held, for the cache's memory budget.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.buf.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
 }
 
 /// Reads the key names of `dir`, sorted. Errors are those of `read_dir`

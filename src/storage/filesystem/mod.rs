@@ -15,6 +15,8 @@
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,10 +26,12 @@ use super::{
 };
 
 mod dir;
+mod list_cache;
 mod target;
 mod writer;
 
 use dir::{is_key_name, Names};
+use list_cache::Stamp;
 use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
 use writer::FsWriter;
 
@@ -103,19 +107,32 @@ where
 /// Larger ones are read in the blocking pool.
 const INLINE_DIR_BYTES: u64 = 16 << 10;
 
-/// The key names of the directory at `full` (key `key`), sorted. Errors:
-/// `NotFound` when no directory is there.
-async fn sorted_names(full: PathBuf, key: &str) -> StorageResult<Names> {
+/// The key names of the directory at `full` (key `key`), sorted: from the
+/// listing cache when the directory is unchanged since it was read, else
+/// read (and offered to the cache). Errors: `NotFound` when no directory is
+/// there.
+async fn sorted_names(full: PathBuf, key: &str) -> StorageResult<Arc<Names>> {
+    let cache = list_cache::shared();
+    // Taken before the stat: the cache trusts a listing only if the
+    // directory had settled before this moment.
+    let started = SystemTime::now();
     let meta = fs::metadata(&full).map_err(|e| read_err(key, e))?;
     if !meta.is_dir() {
         return Err(StorageError::NotFound(key.to_string()));
     }
-    if meta.len() <= INLINE_DIR_BYTES {
-        dir::read_sorted(&full).map_err(|e| read_err(key, e))
-    } else {
-        let k = key.to_string();
-        blocking(move || dir::read_sorted(&full).map_err(|e| read_err(&k, e))).await
+    let stamp = Stamp::of(&meta);
+    if let Some(names) = cache.get(&full, stamp) {
+        return Ok(names);
     }
+    let names = if meta.len() <= INLINE_DIR_BYTES {
+        dir::read_sorted(&full).map_err(|e| read_err(key, e))?
+    } else {
+        let (dir, k) = (full.clone(), key.to_string());
+        blocking(move || dir::read_sorted(&dir).map_err(|e| read_err(&k, e))).await?
+    };
+    let names = Arc::new(names);
+    cache.insert(full, stamp, started, names.clone());
+    Ok(names)
 }
 
 #[async_trait]
@@ -200,7 +217,8 @@ impl StorageDriver for FilesystemDriver {
 
     /// Sorted (lexical order), though the contract does not promise it.
     /// The stat and a small directory's read run inline (see
-    /// `INLINE_DIR_BYTES`).
+    /// `INLINE_DIR_BYTES`); large unchanged directories come from the
+    /// listing cache (`list_cache.rs`).
     async fn list(&self, path: &str) -> StorageResult<Vec<String>> {
         // A catalog page lists hundreds of directories inline: yield now
         // and then, as `get_content` does.
