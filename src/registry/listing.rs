@@ -57,8 +57,8 @@ struct WalkDir {
     rel: String,
     /// The key of its `_manifests` child, if it has one.
     manifests: Option<String>,
-    /// Keys of the children to visit, in catalog order: `_`-prefixed ones
-    /// and those wholly before `last` left out.
+    /// Names (last components) of the children to visit, in catalog order:
+    /// `_`-prefixed ones and those wholly before `last` left out.
     children: Vec<String>,
     next: usize,
 }
@@ -156,7 +156,7 @@ impl Registry {
                 continue;
             };
             top.next += 1;
-            let rel = join_rel(&top.rel, base_name(child));
+            let rel = join_rel(&top.rel, child);
             let Some(dir) = self.walk_dir(&root, rel, last).await? else {
                 continue;
             };
@@ -199,19 +199,25 @@ impl Registry {
                 return Ok(None);
             }
         };
+        // Keep only the last component (in place): a namespace of 5,000
+        // repositories is sorted and searched on every page.
+        for c in &mut children {
+            let start = c.len() - base_name(c).len();
+            c.drain(..start);
+        }
         let manifests = children
             .iter()
-            .find(|c| base_name(c) == "_manifests")
-            .cloned();
-        children.retain(|c| !base_name(c).starts_with('_'));
+            .any(|c| c == "_manifests")
+            .then(|| format!("{key}/_manifests"));
+        children.retain(|c| !c.starts_with('_'));
         // Siblings in catalog order are in byte order of their last
         // component (the filesystem driver already lists them so). An object
         // store may list a name twice (an object and a prefix): once here.
-        children.sort_unstable_by(|a, b| base_name(a).cmp(base_name(b)));
-        children.dedup_by(|a, b| base_name(a) == base_name(b));
+        children.sort_unstable();
+        children.dedup();
         // Those wholly before `last` form a prefix: skip it.
         let next = match last {
-            Some(l) => children.partition_point(|c| may_skip(&join_rel(&rel, base_name(c)), l)),
+            Some(l) => children.partition_point(|c| may_skip(&join_rel(&rel, c), l)),
             None => 0,
         };
         Ok(Some(WalkDir {
