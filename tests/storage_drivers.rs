@@ -16,6 +16,8 @@ mod azure;
 mod azure_cases;
 #[path = "common/clients.rs"]
 mod clients;
+#[path = "storage_drivers/fs_list_cache.rs"]
+mod fs_list_cache;
 #[path = "common/procs.rs"]
 mod procs;
 #[path = "common/s3.rs"]

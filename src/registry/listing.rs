@@ -15,20 +15,52 @@ pub struct Page<T> {
     pub more: bool,
 }
 
-/// Takes the entries after `last`, at most `n` of them (all when `n` is None).
-fn paginate<T: Ord + Clone>(mut all: Vec<T>, n: Option<usize>, last: Option<&T>) -> Page<T> {
-    all.sort();
-    all.dedup();
-    let start = match last {
-        Some(l) => all.partition_point(|x| x <= l),
-        None => 0,
-    };
-    let rest = &all[start..];
-    let take = n.unwrap_or(rest.len()).min(rest.len());
-    Page {
-        items: rest[..take].to_vec(),
-        more: take < rest.len(),
+/// Takes the entries after `last` that `valid` accepts, at most `n` of
+/// them (all when `n` is None), in lexical order, without duplicates.
+/// A partial selection: only the page and the entry after it are sorted and
+/// checked, so a first page of 100 out of 10,000 tags sorts 101 names, not
+/// 10,000. Duplicates or rejected names among those (rare: an object and a
+/// prefix of the same name on an object store, foreign directories) fall
+/// back to filtering and sorting everything.
+fn paginate(
+    mut all: Vec<&str>,
+    n: Option<usize>,
+    last: Option<&str>,
+    valid: impl Fn(&str) -> bool,
+) -> Page<String> {
+    if let Some(l) = last {
+        all.retain(|x| *x > l);
     }
+    // The page plus one entry, which tells whether more remain.
+    let head = n.map_or(all.len(), |n| n.saturating_add(1)).min(all.len());
+    if head < all.len() {
+        all.select_nth_unstable(head);
+    }
+    let first = &mut all[..head];
+    first.sort_unstable();
+    let clean = first.windows(2).all(|w| w[0] != w[1]) && first.iter().all(|x| valid(x));
+    if !clean {
+        all.retain(|x| valid(x));
+        all.sort_unstable();
+        all.dedup();
+    }
+    let take = n.unwrap_or(all.len()).min(all.len());
+    Page {
+        items: all[..take].iter().map(|s| s.to_string()).collect(),
+        more: take < all.len(),
+    }
+}
+
+/// A directory of the catalog walk: its subdirectories still to visit.
+struct WalkDir {
+    /// Repository-relative name (`a/b`; empty for the root).
+    rel: String,
+    /// The key of its `_manifests` child, if it has one.
+    manifests: Option<String>,
+    /// Names (last components) of the children to visit, in catalog order:
+    /// `_`-prefixed ones and those wholly before `last` left out.
+    children: Vec<String>,
+    next: usize,
 }
 
 impl Registry {
@@ -66,30 +98,27 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
-        let tags: Vec<String> = entries
-            .iter()
-            .map(|k| base_name(k))
-            .filter(|t| t.parse::<Tag>().is_ok())
-            .map(str::to_string)
-            .collect();
-        let last = last.map(str::to_string);
-        Ok(paginate(tags, n, last.as_ref()))
+        let names = entries.iter().map(|k| base_name(k)).collect();
+        Ok(paginate(names, n, last, |t| t.parse::<Tag>().is_ok()))
     }
 
     /// True when `<manifests_dir>/revisions/<alg>/` holds at least one
     /// manifest: a repository whose manifests were all deleted (and then
     /// collected) leaves empty directories behind and is no longer listed.
     async fn has_revisions(&self, manifests_dir: &str) -> RegistryResult<bool> {
-        // Almost every manifest is sha256: one listing decides the common case.
-        let sha256 = format!("{manifests_dir}/revisions/sha256");
-        if !self.list_or_empty(&sha256).await?.is_empty() {
+        // Almost every manifest is sha256: one check decides the common case.
+        if self
+            .driver
+            .has_children(&format!("{manifests_dir}/revisions/sha256"))
+            .await?
+        {
             return Ok(true);
         }
         for alg in self
             .list_or_empty(&format!("{manifests_dir}/revisions"))
             .await?
         {
-            if !self.list_or_empty(&alg).await?.is_empty() {
+            if self.driver.has_children(&alg).await? {
                 return Ok(true);
             }
         }
@@ -107,8 +136,9 @@ impl Registry {
     /// one manifest revision; `_`-prefixed
     /// directories are never entered. Subtrees wholly before `last` are not
     /// listed and the walk stops once the page is full, so a page costs one
-    /// directory listing per repository on it (plus the path to `last`), not
-    /// a walk of the whole tree — what keeps `_catalog` cheap on object stores.
+    /// directory listing and one revisions check per repository on it (plus
+    /// the path to `last`), not a walk of the whole tree — what keeps
+    /// `_catalog` cheap on object stores.
     pub async fn walk_repositories(
         &self,
         last: Option<&str>,
@@ -117,53 +147,85 @@ impl Registry {
     ) -> RegistryResult<Page<String>> {
         let root = StoragePath::RepositoriesRoot.to_key();
         let mut items = Vec::new();
-        let mut stack = vec![String::new()];
-        while let Some(rel) = stack.pop() {
-            let dir = if rel.is_empty() {
-                root.clone()
-            } else {
-                format!("{root}/{rel}")
+        let mut stack = Vec::new();
+        stack.extend(self.walk_dir(&root, String::new(), last).await?);
+        // Depth first, children in order: exactly the catalog order.
+        while let Some(top) = stack.last_mut() {
+            let Some(child) = top.children.get(top.next) else {
+                stack.pop();
+                continue;
             };
-            let mut children = match self.driver.list(&dir).await {
-                Ok(c) => c,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) if rel.is_empty() => return Err(e.into()),
-                Err(e) => {
-                    tracing::debug!(dir, error = %e, "skipping unreadable directory in catalog walk");
-                    continue;
-                }
+            top.next += 1;
+            let rel = join_rel(&top.rel, child);
+            let Some(dir) = self.walk_dir(&root, rel, last).await? else {
+                continue;
             };
-            children.sort_unstable_by(|a, b| base_name(b).cmp(base_name(a)));
-            let manifests = children.iter().find(|c| base_name(c) == "_manifests");
-            let after_last = last.is_none_or(|l| component_cmp(&rel, l) == Ordering::Greater);
-            let candidate = !rel.is_empty() && after_last && keep(&rel);
-            let is_repo = match manifests {
-                Some(m) if candidate => self.has_revisions(m).await?,
+            let after_last = last.is_none_or(|l| component_cmp(&dir.rel, l) == Ordering::Greater);
+            let is_repo = match &dir.manifests {
+                Some(m) if after_last && keep(&dir.rel) => self.has_revisions(m).await?,
                 _ => false,
             };
             if is_repo {
                 if limit.is_some_and(|n| items.len() >= n) {
                     return Ok(Page { items, more: true });
                 }
-                items.push(rel.clone());
+                items.push(dir.rel.clone());
             }
-            for child in children {
-                let base = base_name(&child);
-                if base.starts_with('_') {
-                    continue;
-                }
-                let sub = if rel.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{rel}/{base}")
-                };
-                if last.is_some_and(|l| may_skip(&sub, l)) {
-                    continue;
-                }
-                stack.push(sub);
-            }
+            stack.push(dir);
         }
         Ok(Page { items, more: false })
+    }
+
+    /// Lists the directory `rel` under `root` for the catalog walk. `None`
+    /// when it is gone or unreadable (logged; a walk does not fail for one
+    /// directory), except for the root, whose errors are the caller's.
+    async fn walk_dir(
+        &self,
+        root: &str,
+        rel: String,
+        last: Option<&str>,
+    ) -> RegistryResult<Option<WalkDir>> {
+        let key = if rel.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}/{rel}")
+        };
+        let mut children = match self.driver.list(&key).await {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) if rel.is_empty() => return Err(e.into()),
+            Err(e) => {
+                tracing::debug!(dir = key, error = %e, "skipping unreadable directory in catalog walk");
+                return Ok(None);
+            }
+        };
+        // Keep only the last component (in place): a namespace of 5,000
+        // repositories is sorted and searched on every page.
+        for c in &mut children {
+            let start = c.len() - base_name(c).len();
+            c.drain(..start);
+        }
+        let manifests = children
+            .iter()
+            .any(|c| c == "_manifests")
+            .then(|| format!("{key}/_manifests"));
+        children.retain(|c| !c.starts_with('_'));
+        // Siblings in catalog order are in byte order of their last
+        // component (the filesystem driver already lists them so). An object
+        // store may list a name twice (an object and a prefix): once here.
+        children.sort_unstable();
+        children.dedup();
+        // Those wholly before `last` form a prefix: skip it.
+        let next = match last {
+            Some(l) => children.partition_point(|c| may_skip(&join_rel(&rel, c), l)),
+            None => 0,
+        };
+        Ok(Some(WalkDir {
+            rel,
+            manifests,
+            children,
+            next,
+        }))
     }
 
     /// One page of the catalog, of the repositories `keep` accepts (the
@@ -175,6 +237,15 @@ impl Registry {
         keep: impl Fn(&str) -> bool,
     ) -> RegistryResult<Page<String>> {
         self.walk_repositories(last, n, keep).await
+    }
+}
+
+/// `rel/name`, or `name` at the root.
+fn join_rel(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
     }
 }
 
@@ -213,18 +284,76 @@ mod tests {
         assert!(!may_skip("c", "b"));
     }
 
+    fn page(all: &[&str], n: Option<usize>, last: Option<&str>) -> (Vec<String>, bool) {
+        let p = paginate(all.to_vec(), n, last, |x| !x.starts_with('.'));
+        (p.items, p.more)
+    }
+
     #[test]
     fn pagination() {
-        let all = vec!["c", "a", "b", "d"];
-        let p = paginate(all.clone(), Some(2), None);
-        assert_eq!((p.items, p.more), (vec!["a", "b"], true));
-        let p = paginate(all.clone(), Some(2), Some(&"b"));
-        assert_eq!((p.items, p.more), (vec!["c", "d"], false));
-        let p = paginate(all.clone(), None, Some(&"bb"));
-        assert_eq!((p.items, p.more), (vec!["c", "d"], false));
-        let p = paginate(all.clone(), Some(0), None);
-        assert_eq!((p.items, p.more), (vec![], true));
-        let p = paginate(all, Some(10), Some(&"z"));
-        assert_eq!((p.items, p.more), (Vec::<&str>::new(), false));
+        let all = ["c", "a", "b", "d"];
+        assert_eq!(
+            page(&all, Some(2), None),
+            (vec!["a".into(), "b".into()], true)
+        );
+        assert_eq!(
+            page(&all, Some(2), Some("b")),
+            (vec!["c".into(), "d".into()], false)
+        );
+        assert_eq!(
+            page(&all, None, Some("bb")),
+            (vec!["c".into(), "d".into()], false)
+        );
+        assert_eq!(page(&all, Some(0), None), (vec![], true));
+        assert!(!page(&all, Some(4), None).1);
+        assert!(page(&all, Some(3), None).1);
+        assert_eq!(page(&all, Some(10), Some("z")), (vec![], false));
+        assert_eq!(page(&[], Some(10), None), (vec![], false));
+        assert_eq!(page(&all, Some(usize::MAX), None).0.len(), 4);
+    }
+
+    #[test]
+    fn pagination_skips_duplicates_and_rejected_names() {
+        let all = ["b", ".x", "a", "b", ".y", "c", "a"];
+        assert_eq!(
+            page(&all, Some(2), None),
+            (vec!["a".into(), "b".into()], true)
+        );
+        assert_eq!(
+            page(&all, Some(3), None),
+            (vec!["a".into(), "b".into(), "c".into()], false)
+        );
+        assert_eq!(page(&all, Some(1), Some("a")), (vec!["b".into()], true));
+        assert_eq!(page(&all, None, None).0, ["a", "b", "c"]);
+        // Only rejected names after the page: no more.
+        assert_eq!(page(&["a", ".z"], Some(1), None), (vec!["a".into()], false));
+    }
+
+    #[test]
+    fn partial_selection_matches_a_full_sort() {
+        // Pseudo-random names; every page size and cut-off agrees with
+        // sorting everything.
+        let names: Vec<String> = (0..300u32)
+            .map(|i| format!("t{}", i.wrapping_mul(2_654_435_761) % 1000))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        for n in [0, 1, 7, 100, 299, 300, 301] {
+            for last in [None, Some("t3"), Some("t500"), Some("t999")] {
+                let rest: Vec<String> = sorted
+                    .iter()
+                    .filter(|x| last.is_none_or(|l| x.as_str() > l))
+                    .cloned()
+                    .collect();
+                let want = rest[..n.min(rest.len())].to_vec();
+                assert_eq!(
+                    page(&refs, Some(n), last),
+                    (want, n < rest.len()),
+                    "{n} {last:?}"
+                );
+            }
+        }
     }
 }

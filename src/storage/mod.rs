@@ -127,6 +127,19 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// empty list and `NotFound` alike.
     async fn list(&self, path: &str) -> StorageResult<Vec<String>>;
 
+    /// True when the directory `path` has at least one child; false when it
+    /// is empty or does not exist (which `list` callers treat alike). The
+    /// catalog asks this of every repository's manifest revisions, and a
+    /// backend that can stop at the first entry answers it for less than a
+    /// full `list`, which is what this default costs.
+    async fn has_children(&self, path: &str) -> StorageResult<bool> {
+        match self.list(path).await {
+            Ok(children) => Ok(!children.is_empty()),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Moves an object from `source` to `dest`, replacing `dest` atomically.
     /// Errors: `NotFound` when `source` does not exist.
     async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()>;

@@ -53,6 +53,42 @@ async fn tags_list_sorted_and_paginated() {
     }
 }
 
+/// Pages of a repository with more tags than a page, in random push order:
+/// every tag once, in order, whatever the page size.
+#[tokio::test]
+async fn tags_list_pages_through_many_tags() {
+    for reg in TestRegistry::all() {
+        let (body, _) = reg.push_image("many/tags", "seed", "m").await;
+        let mut want: Vec<String> = (0..150u32)
+            .map(|i| format!("v{}", i.wrapping_mul(2_654_435_761) % 1000))
+            .collect();
+        for tag in &want {
+            let r = reg
+                .put_manifest("many/tags", tag, OCI_MANIFEST, &body)
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+        }
+        want.push("seed".into());
+        want.sort();
+        want.dedup();
+        for n in [1, 7, 100, want.len() - 1, want.len()] {
+            let mut got = Vec::new();
+            let mut url = format!("/v2/many/tags/tags/list?n={n}");
+            loop {
+                let r = reg.get(&url).await;
+                let tags = r.json()["tags"].as_array().unwrap().clone();
+                assert!(tags.len() <= n, "{} {n}", reg.kind);
+                got.extend(tags.iter().map(|t| t.as_str().unwrap().to_string()));
+                match r.header("link") {
+                    Some(l) => url = l[1..l.find('>').unwrap()].to_string(),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "{} n={n}", reg.kind);
+        }
+    }
+}
+
 #[tokio::test]
 async fn catalog_sorted_and_paginated() {
     for reg in TestRegistry::all() {

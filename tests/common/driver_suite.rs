@@ -77,6 +77,8 @@ macro_rules! storage_driver_suite {
             dropped_writer_leaves_nothing,
             list_direct_children,
             list_many_keys,
+            list_follows_adds_and_deletes,
+            has_children_of_dirs,
             move_creates_and_replaces,
             concurrent_moves_to_same_destination,
             delete_tree,
@@ -527,6 +529,54 @@ pub async fn list_many_keys(d: Driver) {
     assert_eq!(sorted(listed), keys);
     assert_eq!(d.walk(&b).await.expect("walk"), keys);
     assert_eq!(get(&d, &keys[1234]).await, keys[1234].as_bytes());
+}
+
+/// A listing reflects every add and delete made before it, at once (the
+/// filesystem driver caches large listings; the cache must never lag).
+pub async fn list_follows_adds_and_deletes(d: Driver) {
+    let b = base();
+    let dir = format!("{b}/tags");
+    let mut keys: Vec<String> = (0..100).map(|i| format!("{dir}/t{i:03}")).collect();
+    for k in &keys {
+        put(&d, &format!("{k}/current/link"), b"x").await;
+    }
+    for _ in 0..2 {
+        assert_eq!(sorted(d.list(&dir).await.expect("list")), keys);
+    }
+    d.delete(&keys[42]).await.expect("delete");
+    let gone = keys.remove(42);
+    assert_eq!(sorted(d.list(&dir).await.expect("list")), keys);
+    put(&d, &format!("{dir}/t999/current/link"), b"x").await;
+    keys.push(format!("{dir}/t999"));
+    assert_eq!(sorted(d.list(&dir).await.expect("list")), keys);
+    put(&d, &format!("{gone}/current/link"), b"x").await;
+    keys.insert(42, gone);
+    assert_eq!(sorted(d.list(&dir).await.expect("list")), keys);
+}
+
+/// `has_children` agrees with `list`: true for a directory with children,
+/// false for an emptied, missing or object key.
+pub async fn has_children_of_dirs(d: Driver) {
+    let b = base();
+    let has = |k: String| {
+        let d = d.clone();
+        async move { d.has_children(&k).await.expect("has_children") }
+    };
+    assert!(!has(format!("{b}/nothing")).await);
+    put(&d, &format!("{b}/dir/sub/obj"), b"x").await;
+    assert!(has(format!("{b}/dir")).await);
+    assert!(has(format!("{b}/dir/sub")).await);
+    assert!(
+        !has(format!("{b}/dir/sub/obj")).await,
+        "an object has no children"
+    );
+    assert!(
+        !has(format!("{b}/di")).await,
+        "a string prefix is not a directory"
+    );
+    d.delete(&format!("{b}/dir/sub/obj")).await.expect("delete");
+    assert!(!has(format!("{b}/dir/sub")).await);
+    assert_eq!(kind(&d.has_children("/bad//key").await), "invalid_path");
 }
 
 /// Finishing an upload moves it into the blob store, replacing any existing copy.

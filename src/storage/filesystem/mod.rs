@@ -11,14 +11,18 @@
 //! key can ever name one, and `list`/`walk` skip every name that is not a
 //! valid key segment.
 //!
-//! All blocking `std::fs` work runs under `spawn_blocking`; the one exception
-//! is the clean-up of an abandoned writer in `Drop` (an unlink or a truncate),
-//! which must be synchronous so that the next request sees a consistent state.
+//! Blocking `std::fs` work runs under `spawn_blocking`, except where one
+//! syscall on cached metadata costs less than the hand-off to the pool:
+//! `get_content` of small objects, `stat`, and `list` of small directories
+//! run inline (measured in docs/performance.md). An abandoned writer is
+//! undone synchronously in `Drop` (an unlink or a truncate, after waiting
+//! for a write in flight) so that the next request sees a consistent state.
 
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,11 +32,15 @@ use super::{
 };
 
 mod aligned;
+mod dir;
 mod group_sync;
+mod list_cache;
 mod target;
 mod writer;
 
+use dir::{is_key_name, Names};
 use group_sync::GroupSync;
+use list_cache::Stamp;
 use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
 use writer::FsWriter;
 
@@ -151,10 +159,38 @@ where
     tokio::task::spawn_blocking(f).await.map_err(backend)?
 }
 
-/// True for names that can be a key segment; everything else on disk (temp
-/// files, `lost+found`, ...) is invisible through the driver.
-fn is_key_name(name: &str) -> bool {
-    validate_path(&format!("/{name}")).is_ok()
+/// Directories up to this size (`st_size`: one or a few blocks, some
+/// hundred entries) are read inline on the async thread, as `get_content`
+/// reads small files: the read costs less than a blocking-pool hand-off.
+/// Larger ones are read in the blocking pool.
+const INLINE_DIR_BYTES: u64 = 16 << 10;
+
+/// The key names of the directory at `full` (key `key`), sorted: from the
+/// listing cache when the directory is unchanged since it was read, else
+/// read (and offered to the cache). Errors: `NotFound` when no directory is
+/// there.
+async fn sorted_names(full: PathBuf, key: &str) -> StorageResult<Arc<Names>> {
+    let cache = list_cache::shared();
+    // Taken before the stat: the cache trusts a listing only if the
+    // directory had settled before this moment.
+    let started = SystemTime::now();
+    let meta = fs::metadata(&full).map_err(|e| read_err(key, e))?;
+    if !meta.is_dir() {
+        return Err(StorageError::NotFound(key.to_string()));
+    }
+    let stamp = Stamp::of(&meta);
+    if let Some(names) = cache.get(&full, stamp) {
+        return Ok(names);
+    }
+    let names = if meta.len() <= INLINE_DIR_BYTES {
+        dir::read_sorted(&full).map_err(|e| read_err(key, e))?
+    } else {
+        let (dir, k) = (full.clone(), key.to_string());
+        blocking(move || dir::read_sorted(&dir).map_err(|e| read_err(&k, e))).await?
+    };
+    let names = Arc::new(names);
+    cache.insert(full, stamp, started, names.clone());
+    Ok(names)
 }
 
 #[async_trait]
@@ -246,20 +282,40 @@ impl StorageDriver for FilesystemDriver {
         })
     }
 
+    /// Sorted (lexical order), though the contract does not promise it.
+    /// The stat and a small directory's read run inline (see
+    /// `INLINE_DIR_BYTES`); large unchanged directories come from the
+    /// listing cache (`list_cache.rs`).
     async fn list(&self, path: &str) -> StorageResult<Vec<String>> {
+        // A catalog page lists hundreds of directories inline: yield now
+        // and then, as `get_content` does.
+        tokio::task::consume_budget().await;
         let full = self.full_path(path)?;
-        let key = path.to_string();
-        blocking(move || {
-            let mut out = Vec::new();
-            for entry in fs::read_dir(&full).map_err(|e| read_err(&key, e))? {
-                let entry = entry.map_err(backend)?;
-                if let Some(name) = entry.file_name().to_str().filter(|n| is_key_name(n)) {
-                    out.push(format!("{key}/{name}"));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let names = sorted_names(full, path).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            let mut key = String::with_capacity(path.len() + 1 + name.len());
+            key.push_str(path);
+            key.push('/');
+            key.push_str(name);
+            out.push(key);
+        }
+        Ok(out)
+    }
+
+    /// Stops at the first entry, inline: these are small directories
+    /// (a repository's manifest revisions) asked about once per catalog
+    /// entry.
+    async fn has_children(&self, path: &str) -> StorageResult<bool> {
+        tokio::task::consume_budget().await;
+        let full = self.full_path(path)?;
+        match dir::has_key_entry(&full) {
+            Ok(found) => Ok(found),
+            Err(e) => match read_err(path, e) {
+                StorageError::NotFound(_) => Ok(false),
+                other => Err(other),
+            },
+        }
     }
 
     async fn move_object(&self, source: &str, dest: &str) -> StorageResult<()> {
