@@ -74,6 +74,8 @@ pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Rout
 pub struct Maintenance {
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Returns freed heap memory to the system (not a storage worker).
+    trimmer: tokio::task::JoinHandle<()>,
 }
 
 impl Maintenance {
@@ -82,13 +84,18 @@ impl Maintenance {
     pub fn start(config: &Config, registry: &Registry) -> Maintenance {
         use crate::registry::gc::{purge::PurgeOptions, worker, GcOptions};
         let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let trimmer = crate::memtrim::spawn(crate::memtrim::INTERVAL, rx.clone());
         let mut tasks = Vec::new();
         let m = &config.storage.maintenance;
         if m.readonly.enabled {
             if m.gc.enabled || m.uploadpurging.enabled {
                 tracing::info!("read-only mode: garbage collection and upload purging are off");
             }
-            return Maintenance { shutdown, tasks };
+            return Maintenance {
+                shutdown,
+                tasks,
+                trimmer,
+            };
         }
         if m.uploadpurging.enabled {
             let opts = PurgeOptions {
@@ -110,7 +117,11 @@ impl Maintenance {
             };
             tasks.push(worker::spawn_gc(registry.clone(), m.gc.interval, opts, rx));
         }
-        Maintenance { shutdown, tasks }
+        Maintenance {
+            shutdown,
+            tasks,
+            trimmer,
+        }
     }
 
     /// How many workers are running (none in read-only mode).
@@ -126,6 +137,7 @@ impl Maintenance {
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.trimmer.await;
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod memtrim;
 pub mod oci;
 pub mod registry;
 pub mod storage;

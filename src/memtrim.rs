@@ -1,0 +1,98 @@
+//! Gives freed heap memory back to the system. glibc keeps what a burst of
+//! work freed (a push storm, a catalog of thousands of repositories) in its
+//! per-thread arenas; tokio's blocking pool runs many threads, so a server
+//! that just finished a busy minute can sit on tens of MiB it no longer
+//! uses. A `malloc_trim` every few seconds returns them (measured RSS after
+//! a benchmark run: docs/performance.md). Other allocators and C libraries
+//! return memory on their own, so the call is a no-op there.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often freed memory is handed back.
+pub const INTERVAL: Duration = Duration::from_secs(5);
+
+/// Returns freed memory of every arena to the system now.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn trim() {
+    // SAFETY: malloc_trim takes no pointer and touches only glibc's own
+    // arenas, each under its own lock; it is safe to call from any thread at
+    // any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Returns freed memory to the system: nothing to do outside glibc.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn trim() {}
+
+/// Trims every `interval` on a blocking thread (a trim walks the arenas)
+/// until `shutdown` turns true.
+pub fn spawn(interval: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let _ = tokio::task::spawn_blocking(trim).await;
+                }
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{spawn, trim};
+    use std::time::Duration;
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn trim_returns_freed_memory() {
+        // 64 MiB in small blocks (below the mmap threshold, so they live in
+        // an arena), then a block after them that keeps the heap from simply
+        // shrinking when they are freed: only a trim gives the pages back.
+        let blocks: Vec<Vec<u8>> = (0..16_384).map(|i| vec![i as u8; 4000]).collect();
+        let pin = vec![1u8; 4000];
+        drop(blocks);
+        let before = rss_kib();
+        trim();
+        let after = rss_kib();
+        assert!(
+            before.saturating_sub(after) >= 32 * 1024,
+            "RSS {before} KiB -> {after} KiB"
+        );
+        drop(pin);
+    }
+
+    #[tokio::test]
+    async fn stops_on_shutdown() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = spawn(Duration::from_millis(5), rx);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!task.is_finished(), "runs until told to stop");
+        tx.send(true).expect("send");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stopped")
+            .expect("no panic");
+    }
+}
