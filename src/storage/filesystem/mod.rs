@@ -176,16 +176,14 @@ impl StorageDriver for FilesystemDriver {
         let rt = tokio::runtime::Handle::try_current().map_err(backend)?;
         let (tx, rx) = ReadAhead::spare_channel();
         let home = tx.clone();
+        let buf = read_stream::new_buffer(read_stream::chunk_len(len));
         let (file, first) = blocking(move || {
             let (file, size) = open_at(&full, &key, offset)?;
             let want = read_stream::chunk_len(len.min(size - offset));
             let first = if want == 0 {
                 None
             } else {
-                Some(
-                    read_stream::read_chunk(&file, Vec::new(), offset, want, home)
-                        .map_err(backend)?,
-                )
+                Some(read_stream::read_chunk(&file, buf, offset, want, home).map_err(backend)?)
             };
             Ok((file, first))
         })
