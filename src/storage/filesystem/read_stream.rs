@@ -28,8 +28,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 /// Size of one read. Measured on warm pulls (docs/performance.md, "Blob
-/// pull"): 1 MiB costs twice the pool hand-offs and more CPU per GiB, 4 MiB
-/// was slower again (the buffers no longer stay in cache); 2 MiB was best.
+/// pull"): 1 MiB costs twice the pool hand-offs and was slower or equal in
+/// four comparisons, 4 MiB was slower in the one comparison made.
 pub(super) const CHUNK: usize = 2 << 20;
 
 /// Most reads in flight beyond the chunk being sent. A stream starts with
