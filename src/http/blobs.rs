@@ -3,16 +3,11 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use super::{HttpResult, Req};
 use crate::error::{ApiError, ErrorCode};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
-
-/// Read buffer for streaming blobs: large enough to keep syscalls few.
-const STREAM_BUF: usize = 1024 * 1024;
 
 /// Serves a blob with `Docker-Content-Digest`, `ETag` and byte ranges
 /// (200/206/304/307, 416 for unsatisfiable ranges, 404 BLOB_UNKNOWN).
@@ -65,8 +60,8 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
     let body = if head {
         Body::empty()
     } else {
-        let reader = reg.open_blob(digest, start).await?;
-        Body::from_stream(ReaderStream::with_capacity(reader.take(len), STREAM_BUF))
+        // The storage chunks become body frames as they are.
+        Body::from_stream(reg.blob_stream(digest, start, len).await?)
     };
     builder.body(body).map_err(ApiError::internal)
 }

@@ -5,7 +5,7 @@ use super::{Registry, RegistryError, RegistryResult};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::storage::paths::StoragePath;
-use crate::storage::BoxReader;
+use crate::storage::ByteStream;
 
 /// What the HTTP layer needs to answer HEAD/GET for a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,14 +62,21 @@ impl Registry {
         }
     }
 
-    /// Opens the blob's bytes from `offset`. Call `stat_blob` first.
-    pub async fn open_blob(&self, digest: &Digest, offset: u64) -> RegistryResult<BoxReader> {
+    /// Streams `len` bytes of the blob from `offset`, for a GET body (whole
+    /// or a range). Call `stat_blob` first: `len` must come from its size.
+    /// The stream ends with an error rather than short if the data shrank.
+    pub async fn blob_stream(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        len: u64,
+    ) -> RegistryResult<ByteStream> {
         match self
             .driver
-            .reader(&StoragePath::BlobData { digest }.to_key(), offset)
+            .read_stream(&StoragePath::BlobData { digest }.to_key(), offset, len)
             .await
         {
-            Ok(r) => Ok(r),
+            Ok(s) => Ok(s),
             Err(e) if e.is_not_found() => Err(RegistryError::BlobUnknown(digest.clone())),
             Err(e) => Err(e.into()),
         }

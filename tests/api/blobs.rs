@@ -163,3 +163,44 @@ async fn cross_repository_mount() {
         );
     }
 }
+
+#[tokio::test]
+async fn multi_mib_blob_and_ranges_byte_exact() {
+    const MIB: usize = 1 << 20;
+    // Not a multiple of any chunk size, and not uniform.
+    let data: Vec<u8> = (0..5 * MIB + 4099)
+        .map(|i| (i * 31 + i / 65_537) as u8)
+        .collect();
+    for reg in TestRegistry::all() {
+        let d = reg.push_blob("big/layer", &data).await;
+        let url = format!("/v2/big/layer/blobs/{d}");
+        let r = reg.get(&url).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", reg.kind);
+        let len = data.len().to_string();
+        assert_eq!(r.header("content-length"), Some(len.as_str()));
+        assert!(r.body == data, "{}: whole blob differs", reg.kind);
+        assert_eq!(Digest::sha256_of(&r.body), d);
+        let ranges = [
+            (MIB - 3, MIB + 2),
+            (MIB, 2 * MIB - 1),
+            (123, 4 * MIB + 5),
+            (5 * MIB, data.len() - 1),
+        ];
+        for (start, end) in ranges {
+            let range = format!("bytes={start}-{end}");
+            let r = reg.req(Method::GET, &url, &[("range", &range)], "").await;
+            assert_eq!(
+                r.status,
+                StatusCode::PARTIAL_CONTENT,
+                "{}: {range}",
+                reg.kind
+            );
+            let want = format!("bytes {start}-{end}/{}", data.len());
+            assert_eq!(r.header("content-range"), Some(want.as_str()));
+            assert!(r.body == data[start..=end], "{}: {range} differs", reg.kind);
+        }
+        let r = reg.head(&url).await;
+        assert_eq!(r.header("content-length"), Some(len.as_str()));
+        assert!(r.body.is_empty());
+    }
+}

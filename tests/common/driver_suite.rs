@@ -85,6 +85,7 @@ macro_rules! storage_driver_suite {
             walk_recursive_lexical,
             stat_describes_objects_and_dirs,
             large_object_streamed,
+            read_stream_ranges,
             concurrent_writers_same_key,
             readers_during_replace,
             deferred_writes_then_sync,
@@ -129,6 +130,28 @@ async fn read_from(d: &Driver, key: &str, offset: u64) -> Vec<u8> {
     let mut out = Vec::new();
     r.read_to_end(&mut out).await.expect("read");
     out
+}
+
+/// Everything `read_stream` yields for `len` bytes at `offset`, or the
+/// error that ended the stream (with how many bytes came before it).
+async fn stream_from(
+    d: &Driver,
+    key: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, (usize, std::io::Error)> {
+    let mut s = d
+        .read_stream(key, offset, len)
+        .await
+        .unwrap_or_else(|e| panic!("read_stream {key} at {offset}: {e}"));
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        match chunk {
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(e) => return Err((out.len(), e)),
+        }
+    }
+    Ok(out)
 }
 
 async fn put(d: &Driver, key: &str, content: &[u8]) {
@@ -737,10 +760,95 @@ pub async fn large_object_streamed(d: Driver) {
     assert_eq!(total, CHUNKS * CHUNK as u64);
     assert_eq!(read.finalize(), written, "sha256 of content read back");
 
+    // The same through read_stream, the blob GET path.
+    let size = CHUNKS * CHUNK as u64;
+    let mut s = d.read_stream(&key, 0, size).await.expect("read_stream");
+    let mut streamed = Sha256::new();
+    let mut total = 0u64;
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.expect("stream chunk");
+        total += chunk.len() as u64;
+        streamed.update(&chunk);
+    }
+    assert_eq!(total, size);
+    assert_eq!(streamed.finalize(), written, "sha256 of content streamed");
+
     // A read near the end starts at the right byte.
     let tail = read_from(&d, &key, CHUNKS * CHUNK as u64 - 100).await;
     let last = pseudo_random(1000 + CHUNKS - 1, CHUNK);
     assert_eq!(tail, &last[CHUNK - 100..]);
+}
+
+/// Blob GETs, whole and ranged, stream exactly the bytes asked for, across
+/// chunk boundaries; a length past the end is an error, never a short body.
+pub async fn read_stream_ranges(d: Driver) {
+    const MIB: u64 = 1 << 20;
+    let key = format!("{}/obj", base());
+    let size = 3 * MIB + 17;
+    let content = pseudo_random(7, size as usize);
+    put(&d, &key, &content).await;
+    let table = [
+        (0, size),
+        (1, size - 1),
+        (0, MIB),
+        (MIB - 5, 10),
+        (MIB, MIB),
+        (123, 2 * MIB + 7),
+        (size - 1, 1),
+        (size, 0),
+        (0, 0),
+        (500, 0),
+    ];
+    for (offset, len) in table {
+        let got = stream_from(&d, &key, offset, len)
+            .await
+            .unwrap_or_else(|(n, e)| panic!("{offset}+{len}: error after {n} bytes: {e}"));
+        let want = &content[offset as usize..(offset + len) as usize];
+        assert!(
+            got == want,
+            "{offset}+{len}: {} bytes, not the range",
+            got.len()
+        );
+    }
+    // Asking for more than is there: the stream must fail, after at most
+    // the bytes that exist, all of them correct.
+    for (offset, len) in [(0, size + 1), (size - 10, 11), (size, 1)] {
+        match stream_from(&d, &key, offset, len).await {
+            Ok(got) => panic!("{offset}+{len}: ended cleanly after {} bytes", got.len()),
+            Err((n, e)) => {
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof,
+                    "{offset}+{len}: {e}"
+                );
+                assert!(n as u64 <= size - offset, "{offset}+{len}: {n} bytes");
+            }
+        }
+    }
+    for offset in [size + 1, u64::MAX] {
+        assert_eq!(
+            kind(&d.read_stream(&key, offset, 0).await),
+            "invalid_offset",
+            "{offset}"
+        );
+    }
+    let missing = format!("{key}-missing");
+    assert_eq!(kind(&d.read_stream(&missing, 0, 1).await), "not_found");
+    let dir = key
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_string())
+        .unwrap_or_default();
+    assert_eq!(kind(&d.read_stream(&dir, 0, 1).await), "not_found");
+    // A stream dropped part-way leaves the object readable and deletable.
+    let mut s = d.read_stream(&key, 0, size).await.expect("read_stream");
+    assert!(s.next().await.is_some_and(|c| c.is_ok()));
+    drop(s);
+    assert_eq!(
+        stream_from(&d, &key, 0, 10).await.ok().as_deref(),
+        Some(&content[..10])
+    );
+    d.delete(&key).await.expect("delete");
+    assert_eq!(kind(&d.read_stream(&key, 0, 1).await), "not_found");
 }
 
 /// Concurrent pushes of one key must end with one writer's content, never a mix.
