@@ -357,7 +357,8 @@ pub async fn append_across_close_and_reopen(d: Driver) {
     let chunks = [
         pseudo_random(4, 70_000),
         pseudo_random(5, 1),
-        pseudo_random(6, 1_500_000),
+        // Crosses two 4 MiB buffers from an unaligned start.
+        pseudo_random(6, 9_000_000),
     ];
     let mut expected = Vec::new();
 
@@ -467,7 +468,9 @@ pub async fn dropped_writer_leaves_nothing(d: Driver) {
     let b = base();
     let key = format!("{b}/deep/er/obj");
     let mut w = writer(&d, &key, false).await;
-    w.write(&pseudo_random(9, 2 << 20)).await.expect("write");
+    // Past two of the filesystem writer's 4 MiB buffers: a write is in
+    // flight when the writer is dropped.
+    w.write(&pseudo_random(9, 9 << 20)).await.expect("write");
     w.write(b"tail").await.expect("write");
     drop(w);
     assert_eq!(kind(&d.get_content(&key).await), "not_found");
@@ -489,7 +492,7 @@ pub async fn dropped_writer_leaves_nothing(d: Driver) {
     w.write(b"kept part").await.expect("write");
     w.close().await.expect("close");
     let mut w = writer(&d, &upload, true).await;
-    w.write(&pseudo_random(10, 2 << 20)).await.expect("write");
+    w.write(&pseudo_random(10, 9 << 20)).await.expect("write");
     w.write(b"lost part").await.expect("write");
     drop(w);
     assert_eq!(get(&d, &upload).await, b"kept part");

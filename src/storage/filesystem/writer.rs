@@ -1,6 +1,6 @@
 //! Streaming writer of the filesystem driver.
 //!
-//! Bytes collect in a page-aligned 1 MiB buffer; each full buffer is written
+//! Bytes collect in a page-aligned 4 MiB buffer; each full buffer is written
 //! by a blocking-pool thread with `O_DIRECT` while the request keeps
 //! receiving (and hashing) into a second buffer, so network, hashing and
 //! disk overlap. Direct writes skip the page cache: no copy into it, no
