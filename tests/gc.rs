@@ -6,6 +6,8 @@
 
 #[path = "common/clients.rs"]
 mod clients;
+#[path = "common/oneshot.rs"]
+mod oneshot;
 #[path = "common/procs.rs"]
 mod procs;
 

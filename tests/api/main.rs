@@ -7,6 +7,8 @@
 mod azure;
 #[path = "../common/clients.rs"]
 mod clients;
+#[path = "../common/oneshot.rs"]
+mod oneshot;
 #[path = "../common/procs.rs"]
 mod procs;
 #[path = "../common/s3.rs"]

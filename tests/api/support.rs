@@ -7,16 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use berth::config::Config;
 use berth::oci::digest::Digest;
 use berth::storage::filesystem::FilesystemDriver;
 use berth::storage::memory::MemoryDriver;
 use berth::storage::StorageDriver;
-use http_body_util::BodyExt;
 use tempfile::TempDir;
-use tower::ServiceExt;
 
 /// A registry under test.
 pub struct TestRegistry {
@@ -27,32 +25,7 @@ pub struct TestRegistry {
     _dir: Option<TempDir>,
 }
 
-/// A response with its body read.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: bytes::Bytes,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// The first error code of a spec error body.
-    pub fn error_code(&self) -> String {
-        self.json()["errors"][0]["code"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-}
+pub use crate::oneshot::Resp;
 
 impl TestRegistry {
     /// One registry per backend, each with `configure` applied.
@@ -154,31 +127,7 @@ impl TestRegistry {
         headers: &[(&str, &str)],
         body: impl Into<Body>,
     ) -> Resp {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "registry.test")
-            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                40000,
-            ))));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(b.body(body.into()).expect("request"))
-            .await
-            .expect("infallible");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        crate::oneshot::send(&self.app, method, uri, headers, body.into()).await
     }
 
     pub async fn get(&self, uri: &str) -> Resp {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use berth::config::Config;
 use berth::oci::digest::Digest;
@@ -15,10 +15,8 @@ use berth::storage::filesystem::FilesystemDriver;
 use berth::storage::memory::MemoryDriver;
 use berth::storage::paths::StoragePath;
 use berth::storage::StorageDriver;
-use http_body_util::BodyExt;
 use serde_json::json;
 use tempfile::TempDir;
-use tower::ServiceExt;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -35,13 +33,7 @@ pub struct Fixture {
     _dir: Option<Arc<TempDir>>,
 }
 
-/// A response, read.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub body: bytes::Bytes,
-    pub headers: axum::http::HeaderMap,
-}
+pub use crate::oneshot::Resp;
 
 fn config() -> Config {
     let mut c = Config::default();
@@ -82,31 +74,8 @@ impl Fixture {
     }
 
     pub async fn req(&self, method: Method, uri: &str, ct: Option<&str>, body: Vec<u8>) -> Resp {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "registry.test")
-            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                40000,
-            ))));
-        if let Some(ct) = ct {
-            b = b.header("content-type", ct);
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(b.body(Body::from(body)).expect("request"))
-            .await
-            .expect("infallible");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        Resp {
-            status,
-            body,
-            headers,
-        }
+        let headers: Vec<(&str, &str)> = ct.map(|ct| ("content-type", ct)).into_iter().collect();
+        crate::oneshot::send(&self.app, method, uri, &headers, Body::from(body)).await
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
