@@ -2,5 +2,6 @@
 
 pub mod digest;
 pub mod manifest;
+mod manifest_fields;
 pub mod name;
 pub mod sha256_state;
