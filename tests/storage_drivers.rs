@@ -18,6 +18,8 @@ mod azure_cases;
 mod clients;
 #[path = "storage_drivers/fs_list_cache.rs"]
 mod fs_list_cache;
+#[path = "storage_drivers/fs_moves.rs"]
+mod fs_moves;
 #[path = "common/procs.rs"]
 mod procs;
 #[path = "common/s3.rs"]

@@ -8,6 +8,7 @@ use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, ManifestError, ParsedManifest};
 use crate::oci::name::{Reference, RepoName, Tag};
 use crate::storage::paths::StoragePath;
+use crate::storage::DeferredWrite;
 
 /// A manifest as served: its bytes, digest and media type.
 #[derive(Debug, Clone)]
@@ -126,27 +127,28 @@ impl Registry {
         };
         self.check_references(name, &parsed).await?;
 
+        let mut writes = Vec::with_capacity(3);
         if self.global_blob_size(&digest).await? != Some(body.len() as u64) {
-            self.driver
-                .put_deferred(&StoragePath::BlobData { digest: &digest }.to_key(), body)
-                .await?;
+            writes.push(DeferredWrite::Put {
+                key: StoragePath::BlobData { digest: &digest }.to_key(),
+                content: body,
+            });
         }
-        self.write_link_deferred(
-            StoragePath::ManifestRevisionLink {
-                name,
-                digest: &digest,
-            },
-            &digest,
-        )
-        .await?;
+        let revision = StoragePath::ManifestRevisionLink {
+            name,
+            digest: &digest,
+        };
+        writes.extend(self.link_write(revision, &digest).await);
         if let Some(subject) = &parsed.subject {
-            self.add_referrer(name, &subject.digest, &digest).await?;
+            writes.extend(self.referrer_write(name, &subject.digest, &digest).await);
         }
+        self.driver.apply_deferred(writes).await?;
         // The manifest is durable before a tag can point at it: a crash
         // never leaves a tag naming a manifest that is not on disk.
         self.driver.sync().await?;
         if let Reference::Tag(tag) = reference {
-            self.tag_manifest(name, tag, &digest).await?;
+            let writes = self.tag_writes(name, tag, &digest).await;
+            self.driver.apply_deferred(writes).await?;
             self.driver.sync().await?;
         }
         Ok(PutManifestResult {
@@ -185,22 +187,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Points a tag at a manifest, recording it in the tag's index as
-    /// distribution does; durable after the caller's next `driver.sync()`.
-    async fn tag_manifest(
-        &self,
-        name: &RepoName,
-        tag: &Tag,
-        digest: &Digest,
-    ) -> RegistryResult<()> {
+    /// The writes that point a tag at a manifest, recording it in the
+    /// tag's index as distribution does; durable after the caller's next
+    /// `driver.sync()`.
+    async fn tag_writes(&self, name: &RepoName, tag: &Tag, digest: &Digest) -> Vec<DeferredWrite> {
         // The history entry, as distribution writes it (nothing reads it to
         // serve a pull); it rides on the caller's sync.
-        let index = StoragePath::TagIndexLink { name, tag, digest }.to_key();
-        self.driver
-            .put_deferred(&index, Bytes::from(digest.to_string()))
-            .await?;
-        self.write_link_deferred(StoragePath::TagCurrentLink { name, tag }, digest)
-            .await
+        let mut writes = vec![DeferredWrite::Put {
+            key: StoragePath::TagIndexLink { name, tag, digest }.to_key(),
+            content: Bytes::from(digest.to_string()),
+        }];
+        writes.extend(
+            self.link_write(StoragePath::TagCurrentLink { name, tag }, digest)
+                .await,
+        );
+        writes
     }
 
     /// Deletes by tag (untag: the manifest stays) or by digest (the manifest

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::storage::paths::{parse_link, StoragePath};
-use crate::storage::{StorageDriver, StorageError};
+use crate::storage::{DeferredWrite, StorageDriver, StorageError};
 
 pub use blobs::BlobInfo;
 pub use listing::Page;
@@ -119,26 +119,36 @@ impl Registry {
 
     /// Writes a link file in distribution's format (`sha256:<hex>`, no newline),
     /// durable only after the caller's next `driver.sync()`: a request links
-    /// several things and pays for durability once. Every link write goes
-    /// through here, so online GC sees each digest a request links (layer,
-    /// revision, tag) as recently used. A link that already holds `digest`
-    /// is not rewritten (the read is a page-cache hit; the rewrite would
-    /// create and free an inode).
+    /// several things and pays for durability once.
     async fn write_link_deferred(
         &self,
         path: StoragePath<'_>,
         digest: &Digest,
     ) -> RegistryResult<()> {
+        if let Some(write) = self.link_write(path, digest).await {
+            self.driver.apply_deferred(vec![write]).await?;
+        }
+        Ok(())
+    }
+
+    /// The write that makes `path` a link to `digest`, for a batch given to
+    /// `driver.apply_deferred`; `None` when the link already holds `digest`
+    /// (the read is a page-cache hit; the rewrite would create and free an
+    /// inode). Every link write goes through here, so online GC sees each
+    /// digest a request links (layer, revision, tag) as recently used.
+    async fn link_write(&self, path: StoragePath<'_>, digest: &Digest) -> Option<DeferredWrite> {
         self.recent.touch(digest).await;
         let key = path.to_key();
         let content = digest.to_string();
         if let Ok(old) = self.driver.get_content(&key).await {
             if old == content.as_bytes() {
-                return Ok(());
+                return None;
             }
         }
-        self.driver.put_deferred(&key, Bytes::from(content)).await?;
-        Ok(())
+        Some(DeferredWrite::Put {
+            key,
+            content: Bytes::from(content),
+        })
     }
 
     /// Deletes a key, treating "already gone" as success.

@@ -6,17 +6,18 @@ use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, Descriptor};
 use crate::oci::name::{Reference, RepoName};
 use crate::storage::paths::{parse_link, StoragePath};
+use crate::storage::DeferredWrite;
 
 impl Registry {
-    /// Records that `referrer` refers to `subject`; durable after the
-    /// caller's next `driver.sync()`.
-    pub(super) async fn add_referrer(
+    /// The write recording that `referrer` refers to `subject`, for the
+    /// caller's batch; durable after its next `driver.sync()`.
+    pub(super) async fn referrer_write(
         &self,
         name: &RepoName,
         subject: &Digest,
         referrer: &Digest,
-    ) -> RegistryResult<()> {
-        self.write_link_deferred(
+    ) -> Option<DeferredWrite> {
+        self.link_write(
             StoragePath::ReferrerLink {
                 name,
                 subject,

@@ -17,7 +17,7 @@ use super::{BlobInfo, Registry, RegistryError, RegistryResult};
 use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::name::{RepoName, UploadId};
 use crate::storage::paths::StoragePath;
-use crate::storage::FileWriter;
+use crate::storage::{DeferredWrite, FileWriter};
 
 /// Where an upload stands: its id and how many bytes it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,16 +84,12 @@ impl Registry {
     /// Starts an upload session in repository `name`.
     pub async fn start_upload(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
         let id = UploadId::new_random();
-        let started = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| RegistryError::UploadInvalid(e.to_string()))?;
+        // Only the empty data file, closed by a writer so that any backend
+        // can continue it: its mtime tells the purger the upload's age (no
+        // `startedat`, which would cost an inode to create and one to free
+        // per blob), and a lone `data` lets the filesystem driver move the
+        // whole directory into `blobs/` at completion.
         // Bookkeeping of an upload: lost in a crash, the client starts over.
-        self.driver
-            .put_deferred(
-                &StoragePath::UploadStartedAt { name, id: &id }.to_key(),
-                Bytes::from(started),
-            )
-            .await?;
         let writer = self
             .driver
             .writer(&StoragePath::UploadData { name, id: &id }.to_key(), false)
@@ -259,18 +255,25 @@ impl Registry {
                 actual,
             });
         }
+        // The move into blobs/, the repository's link and the upload's
+        // clean-up in one batch; one flush makes the data, the move and the
+        // link durable before the 201 (shared with concurrent requests).
+        let mut writes = Vec::with_capacity(3);
         if self.global_blob_size(digest).await? != Some(size) {
-            self.driver
-                .move_deferred(&data_key, &StoragePath::BlobData { digest }.to_key())
-                .await?;
+            writes.push(DeferredWrite::Move {
+                from: data_key,
+                to: StoragePath::BlobData { digest }.to_key(),
+            });
         }
-        self.write_link_deferred(StoragePath::LayerLink { name, digest }, digest)
-            .await?;
-        // One flush makes the data, its move into blobs/ and the link
-        // durable before the 201 (shared with concurrent requests).
+        writes.extend(
+            self.link_write(StoragePath::LayerLink { name, digest }, digest)
+                .await,
+        );
+        writes.push(DeferredWrite::DeleteIfExists {
+            key: StoragePath::UploadDir { name, id }.to_key(),
+        });
+        self.driver.apply_deferred(writes).await?;
         self.driver.sync().await?;
-        self.delete_if_exists(StoragePath::UploadDir { name, id })
-            .await?;
         self.hashers.forget(name, id);
         Ok(BlobInfo {
             digest: digest.clone(),

@@ -5,6 +5,7 @@
 //! `/docker/registry/v2/blobs/sha256/ab/abcd.../data`, matching distribution's
 //! storage driver contract so that its data can be served in place.
 
+mod deferred;
 pub mod filesystem;
 pub mod memory;
 pub mod object_store;
@@ -20,6 +21,8 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::ReaderStream;
+
+pub use deferred::{apply_one_by_one, DeferredWrite};
 
 /// A boxed byte stream returned by [`StorageDriver::reader`].
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send + Unpin>>;
@@ -182,6 +185,17 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// no-op where every write is durable on return (object stores).
     async fn sync(&self) -> StorageResult<()> {
         Ok(())
+    }
+
+    /// Applies `writes` in order, as the matching `*_deferred` and `delete`
+    /// calls would, stopping at the first error (earlier writes stay);
+    /// durable once a later [`sync`] returns. A request's writes in one
+    /// call: backends that pay per call (the filesystem driver's blocking
+    /// pool) override it to pay once.
+    ///
+    /// [`sync`]: StorageDriver::sync
+    async fn apply_deferred(&self, writes: Vec<DeferredWrite>) -> StorageResult<()> {
+        apply_one_by_one(self, writes).await
     }
 
     /// Deletes the object or the whole directory tree at `path`. Parent

@@ -89,6 +89,9 @@ macro_rules! storage_driver_suite {
             concurrent_writers_same_key,
             readers_during_replace,
             deferred_writes_then_sync,
+            batch_applies_in_order,
+            batch_stops_at_first_error,
+            batch_completes_uploads,
         );
     };
     (@cases $module:ident, $fixture:expr; $($case:ident),* $(,)?) => {
@@ -106,6 +109,10 @@ macro_rules! storage_driver_suite {
         }
     };
 }
+
+#[path = "driver_suite_batch.rs"]
+mod batch;
+pub use batch::*;
 
 type Driver = Arc<dyn StorageDriver>;
 

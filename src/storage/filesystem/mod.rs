@@ -19,7 +19,7 @@
 //! for a write in flight) so that the next request sees a consistent state.
 
 use std::fs::{self, File};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -28,24 +28,27 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    validate_path, BoxReader, ByteStream, FileInfo, FileWriter, StorageDriver, StorageError,
-    StorageResult,
+    validate_path, BoxReader, ByteStream, DeferredWrite, FileInfo, FileWriter, StorageDriver,
+    StorageError, StorageResult,
 };
 
 mod aligned;
 mod dir;
 mod group_sync;
 mod list_cache;
+mod ops;
 mod read_stream;
 mod target;
 mod writer;
 
+use aligned::ALIGN;
 use dir::{is_key_name, Names};
 use group_sync::GroupSync;
 use list_cache::Stamp;
+use ops::Ops;
 use read_stream::ReadAhead;
-use target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
-use writer::FsWriter;
+use target::Target;
+use writer::{FsWriter, Open, Slot};
 
 const DRIVER: &str = "filesystem";
 
@@ -54,6 +57,10 @@ const DRIVER: &str = "filesystem";
 /// CPU-s/GiB against 1.09-1.15 with 1 MiB (docs/performance.md); costs up
 /// to 8 MiB per upload in progress.
 const BUF_SIZE: usize = 4 << 20;
+
+/// Size of a writer's first buffer: most objects (links, configs, small
+/// layers) fit in it, and they should not pay for 4 MiB of memory.
+const FIRST_BUF_SIZE: usize = 64 << 10;
 
 /// Prefix of temp file names; `~` can never appear in a key.
 const TMP_PREFIX: &str = ".tmp~";
@@ -68,6 +75,8 @@ pub struct FilesystemDriver {
     /// Per-file mode: every write fsyncs its file and directory at once
     /// (and `sync` has nothing left to do) instead of joining the group.
     fsync_each: bool,
+    /// The blocking operations behind the write calls.
+    ops: Ops,
 }
 
 impl FilesystemDriver {
@@ -75,14 +84,8 @@ impl FilesystemDriver {
     /// group sync.
     async fn put(&self, path: &str, content: Bytes, durable: bool) -> StorageResult<()> {
         let full = self.full_path(path)?;
-        let root = self.root.clone();
-        let fsync_each = self.fsync_each;
-        blocking(move || {
-            let mut target = Target::replace(&root, full, false).map_err(backend)?;
-            target.file.write_all(&content).map_err(backend)?;
-            target.finish(fsync_each).map_err(backend)
-        })
-        .await?;
+        let ops = self.ops.clone();
+        blocking(move || ops.put(full, &content)).await?;
         if durable {
             self.sync().await?;
         }
@@ -93,26 +96,9 @@ impl FilesystemDriver {
     async fn rename(&self, source: &str, dest: &str) -> StorageResult<()> {
         let src = self.full_path(source)?;
         let dst = self.full_path(dest)?;
-        let root = self.root.clone();
+        let ops = self.ops.clone();
         let key = source.to_string();
-        let fsync_each = self.fsync_each;
-        blocking(move || {
-            let meta = fs::metadata(&src).map_err(|e| read_err(&key, e))?;
-            if meta.is_dir() {
-                return Err(StorageError::NotFound(key));
-            }
-            let dir = parent(&dst).map_err(backend)?;
-            let created = ensure_dir(&root, dir).map_err(backend)?;
-            if let Err(e) = fs::rename(&src, &dst) {
-                remove_dirs(&created);
-                return Err(read_err(&key, e));
-            }
-            if fsync_each {
-                sync_dir(dir).map_err(backend)?;
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || ops.rename(&src, &dst, &key)).await
     }
 
     /// A driver over `root`; the directory is created on first write.
@@ -127,6 +113,10 @@ impl FilesystemDriver {
         let root = root.into();
         Self {
             group: GroupSync::new(root.clone()),
+            ops: Ops {
+                root: root.clone(),
+                fsync_each,
+            },
             root,
             fsync_each,
         }
@@ -138,6 +128,14 @@ impl FilesystemDriver {
         validate_path(key)?;
         Ok(self.root.join(&key[1..]))
     }
+}
+
+/// A [`DeferredWrite`] with its keys mapped to paths.
+enum Step {
+    Put(PathBuf, Bytes),
+    /// From, to, and the source key for errors.
+    Move(PathBuf, PathBuf, String),
+    Delete(PathBuf, String),
 }
 
 /// Maps an error of an operation that reads `key`: anything meaning "no
@@ -291,26 +289,58 @@ impl StorageDriver for FilesystemDriver {
         )))
     }
 
+    /// Opens nothing yet: the file is opened in the blocking trip of the
+    /// first write or of the finish ([`writer::Open`]). An append writer
+    /// learns the size inline (one `statx`, as `stat`); only an object whose
+    /// size is not a block multiple is opened at once, to read the partial
+    /// block that direct writes must repeat.
     async fn writer(&self, path: &str, append: bool) -> StorageResult<Box<dyn FileWriter>> {
         let full = self.full_path(path)?;
-        let root = self.root.clone();
         let key = path.to_string();
-        let (target, resume) = blocking(move || {
-            let mut target = if append {
-                Target::append(full).map_err(|e| read_err(&key, e))?
-            } else {
-                Target::replace(&root, full, true).map_err(backend)?
+        let (group, fsync_each) = (Arc::clone(&self.group), self.fsync_each);
+        if !append {
+            let open = Open::Replace {
+                root: self.root.clone(),
+                dest: full,
             };
+            let slot = Slot::Pending(open);
+            return Ok(Box::new(FsWriter::new(
+                key,
+                slot,
+                0,
+                (0, Vec::new()),
+                group,
+                fsync_each,
+            )));
+        }
+        tokio::task::consume_budget().await;
+        let meta = fs::metadata(&full).map_err(|e| read_err(path, e))?;
+        if meta.is_dir() {
+            return Err(StorageError::NotFound(key));
+        }
+        let len = meta.len();
+        if len.is_multiple_of(ALIGN as u64) {
+            let slot = Slot::Pending(Open::Append { path: full, len });
+            return Ok(Box::new(FsWriter::new(
+                key,
+                slot,
+                len,
+                (len, Vec::new()),
+                group,
+                fsync_each,
+            )));
+        }
+        let k = key.clone();
+        let (target, resume) = blocking(move || {
+            let mut target = Target::append(full).map_err(|e| read_err(&k, e))?;
             let resume = target.resume_point().map_err(backend)?;
             Ok((target, resume))
         })
         .await?;
+        let size = target.base_len();
+        let slot = Slot::Ready(target);
         Ok(Box::new(FsWriter::new(
-            path.to_string(),
-            target,
-            resume,
-            Arc::clone(&self.group),
-            self.fsync_each,
+            key, slot, size, resume, group, fsync_each,
         )))
     }
 
@@ -383,14 +413,36 @@ impl StorageDriver for FilesystemDriver {
     async fn delete(&self, path: &str) -> StorageResult<()> {
         let full = self.full_path(path)?;
         let key = path.to_string();
+        let ops = self.ops.clone();
+        blocking(move || ops.delete(&full, &key)).await
+    }
+
+    /// The whole batch in one blocking-pool trip.
+    async fn apply_deferred(&self, writes: Vec<DeferredWrite>) -> StorageResult<()> {
+        // Validate every key before touching anything.
+        let mut steps = Vec::with_capacity(writes.len());
+        for write in writes {
+            steps.push(match write {
+                DeferredWrite::Put { key, content } => Step::Put(self.full_path(&key)?, content),
+                DeferredWrite::Move { from, to } => {
+                    Step::Move(self.full_path(&from)?, self.full_path(&to)?, from)
+                }
+                DeferredWrite::DeleteIfExists { key } => Step::Delete(self.full_path(&key)?, key),
+            });
+        }
+        let ops = self.ops.clone();
         blocking(move || {
-            let meta = fs::symlink_metadata(&full).map_err(|e| read_err(&key, e))?;
-            let res = if meta.is_dir() {
-                fs::remove_dir_all(&full)
-            } else {
-                fs::remove_file(&full)
-            };
-            res.map_err(|e| read_err(&key, e))
+            for step in steps {
+                match step {
+                    Step::Put(full, content) => ops.put(full, &content)?,
+                    Step::Move(src, dst, key) => ops.rename(&src, &dst, &key)?,
+                    Step::Delete(full, key) => match ops.delete(&full, &key) {
+                        Err(e) if e.is_not_found() => {}
+                        other => other?,
+                    },
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -147,13 +147,34 @@ impl Target {
     }
 
     /// Opens an existing object to continue it, with an `O_DIRECT`
-    /// descriptor too when the filesystem allows.
+    /// descriptor too when the filesystem allows (opened now: the caller
+    /// needs to know whether to align its first write, `resume_point`).
     pub(super) fn append(path: PathBuf) -> io::Result<Self> {
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         let orig_len = file.seek(SeekFrom::End(0))?;
         Ok(Self {
             file,
             direct: open_direct(&path).map_or(Direct::Off, Direct::Open),
+            mode: Mode::Append { path, orig_len },
+            done: false,
+        })
+    }
+
+    /// Opens an existing object that held `len` bytes (a block multiple)
+    /// when its writer was made, to continue it; direct I/O is opened on
+    /// the first bulk write. Errors if the object changed size since.
+    pub(super) fn append_at(path: PathBuf, len: u64) -> io::Result<Self> {
+        let mut file = OpenOptions::new().write(true).open(&path)?;
+        let orig_len = file.seek(SeekFrom::End(0))?;
+        if orig_len != len {
+            return Err(io::Error::other(format!(
+                "{} changed size while a writer was opening it",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            file,
+            direct: Direct::Lazy,
             mode: Mode::Append { path, orig_len },
             done: false,
         })

@@ -1,6 +1,7 @@
 //! Streaming writer of the filesystem driver.
 //!
-//! Bytes collect in a page-aligned 4 MiB buffer; each full buffer is written
+//! Bytes collect in a page-aligned buffer (64 KiB first, so a small blob
+//! costs no large allocation, then 4 MiB); each full buffer is written
 //! by a blocking-pool thread with `O_DIRECT` while the request keeps
 //! receiving (and hashing) into a second buffer, so network, hashing and
 //! disk overlap. Direct writes skip the page cache: no copy into it, no
@@ -9,6 +10,7 @@
 //! everything durable.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -17,14 +19,57 @@ use tokio::task::JoinHandle;
 use super::aligned::{AlignedBuf, ALIGN};
 use super::group_sync::GroupSync;
 use super::target::Target;
-use super::{backend, blocking, BUF_SIZE};
+use super::{backend, blocking, BUF_SIZE, FIRST_BUF_SIZE};
 use crate::storage::{FileWriter, StorageResult};
 
-/// The file, shared with the write in flight. `None` once taken to finish,
-/// or dropped (undoing the writer's work) after a failed write.
-type Shared = Arc<Mutex<Option<Target>>>;
+/// How a writer's file is opened when it is first needed: in the blocking
+/// trip of the first full buffer, or of the finish. A small object is then
+/// written in one trip to the blocking pool instead of two.
+pub(super) enum Open {
+    /// A temp file in `dest`'s directory (under `root`) that replaces it.
+    Replace { root: PathBuf, dest: PathBuf },
+    /// The object at `path`, which held `len` bytes (a block multiple) when
+    /// the writer was made.
+    Append { path: PathBuf, len: u64 },
+}
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Option<Target>> {
+impl Open {
+    fn open(self) -> io::Result<Target> {
+        match self {
+            Open::Replace { root, dest } => Target::replace(&root, dest, true),
+            Open::Append { path, len } => Target::append_at(path, len),
+        }
+    }
+}
+
+/// The writer's file, shared with the write in flight.
+pub(super) enum Slot {
+    /// Not opened yet.
+    Pending(Open),
+    Ready(Target),
+    /// Taken to finish, or dropped (undoing the writer's work) after a
+    /// failed write.
+    Gone,
+}
+
+impl Slot {
+    /// The open file, opening it first if needed.
+    fn ready(&mut self) -> io::Result<&mut Target> {
+        if matches!(self, Slot::Pending(_)) {
+            if let Slot::Pending(open) = std::mem::replace(self, Slot::Gone) {
+                *self = Slot::Ready(open.open()?);
+            }
+        }
+        match self {
+            Slot::Ready(target) => Ok(target),
+            _ => Err(io::Error::other("writer abandoned")),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Slot>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Slot> {
     // Nothing panics while holding it; recover the value regardless.
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -49,22 +94,25 @@ pub(super) struct FsWriter {
 }
 
 impl FsWriter {
-    /// A writer continuing `target` (from its end when appending).
+    /// A writer over `slot`, whose object holds `size` bytes already;
+    /// `resume` is where the buffer starts and the stored bytes it repeats
+    /// ([`Target::resume_point`]).
     pub(super) fn new(
         key: String,
-        target: Target,
+        slot: Slot,
+        size: u64,
         resume: (u64, Vec<u8>),
         group: Arc<GroupSync>,
         fsync_each: bool,
     ) -> Self {
         let (buf_start, head) = resume;
-        let mut buf = AlignedBuf::new(BUF_SIZE);
-        // The head is under one block, far below the buffer's capacity.
+        let mut buf = AlignedBuf::new(FIRST_BUF_SIZE);
+        // The head is under one block, below the buffer's capacity.
         buf.extend(&head);
         Self {
-            size: target.base_len(),
+            size,
             key,
-            target: Arc::new(Mutex::new(Some(target))),
+            target: Arc::new(Mutex::new(slot)),
             in_flight: None,
             buf,
             spare: None,
@@ -103,20 +151,25 @@ impl FsWriter {
         Ok(())
     }
 
-    /// Waits for the write in flight and takes the file out of the writer.
-    async fn take_target(&mut self) -> StorageResult<Target> {
+    /// Waits for the write in flight and takes the file (open or not) out
+    /// of the writer.
+    async fn take_target(&mut self) -> StorageResult<Slot> {
         self.settle().await?;
-        let taken = lock(&self.target).take();
-        taken.ok_or_else(|| self.failed())
+        match std::mem::replace(&mut *lock(&self.target), Slot::Gone) {
+            Slot::Gone => Err(self.failed()),
+            slot => Ok(slot),
+        }
     }
 
     /// Sends the full buffer to a blocking thread and carries on with the
     /// spare one.
     async fn start_write(&mut self) -> StorageResult<()> {
         self.settle().await?;
+        // The small first buffer is not reused: past it, the body is large.
         let next = self
             .spare
             .take()
+            .filter(|b| b.capacity() == BUF_SIZE)
             .unwrap_or_else(|| AlignedBuf::new(BUF_SIZE));
         let full = std::mem::replace(&mut self.buf, next);
         let offset = self.buf_start;
@@ -124,12 +177,12 @@ impl FsWriter {
         let shared = Arc::clone(&self.target);
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let mut guard = lock(&shared);
-            let target = guard
-                .as_mut()
-                .ok_or_else(|| io::Error::other("writer abandoned"))?;
-            if let Err(e) = target.write_at(full.as_slice(), offset, true) {
+            let written = guard
+                .ready()
+                .and_then(|target| target.write_at(full.as_slice(), offset, true));
+            if let Err(e) = written {
                 // Dropping the target undoes the writer's work.
-                *guard = None;
+                *guard = Slot::Gone;
                 return Err(e);
             }
             Ok(full)
@@ -140,13 +193,15 @@ impl FsWriter {
     /// Writes what is buffered and makes the content visible; with
     /// `durable`, waits for the group sync.
     async fn finish(mut self: Box<Self>, durable: bool) -> StorageResult<()> {
-        let mut target = self.take_target().await?;
+        let mut slot = self.take_target().await?;
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
         let start = self.buf_start;
         // Per-file mode has no later group sync: every finish is durable.
         let fsync = self.fsync_each;
-        // The last buffer and the rename in one trip to the blocking pool.
+        // The opening (if still due), the last buffer and the rename in one
+        // trip to the blocking pool.
         blocking(move || {
+            let target = slot.ready().map_err(backend)?;
             let data = buf.as_slice();
             let bulk = data.len() - data.len() % ALIGN;
             target
@@ -155,7 +210,10 @@ impl FsWriter {
             target
                 .write_at(&data[bulk..], start + bulk as u64, false)
                 .map_err(backend)?;
-            target.finish(fsync).map_err(backend)
+            match std::mem::replace(&mut slot, Slot::Gone) {
+                Slot::Ready(target) => target.finish(fsync).map_err(backend),
+                _ => Err(backend("writer abandoned")),
+            }
         })
         .await?;
         if durable && !self.fsync_each {
@@ -171,7 +229,7 @@ impl Drop for FsWriter {
     /// (at most one buffer) rather than let a late write or clean-up land
     /// after a retry started.
     fn drop(&mut self) {
-        let taken = lock(&self.target).take();
+        let taken = std::mem::replace(&mut *lock(&self.target), Slot::Gone);
         drop(taken);
     }
 }
@@ -209,7 +267,16 @@ impl FileWriter for FsWriter {
     }
 
     async fn cancel(mut self: Box<Self>) -> StorageResult<()> {
-        let target = self.take_target().await?;
-        blocking(move || target.cancel().map_err(backend)).await
+        let slot = self.take_target().await?;
+        blocking(move || match slot {
+            Slot::Ready(target) => target.cancel().map_err(backend),
+            // An append writer's cancel removes the object, opened or not.
+            Slot::Pending(Open::Append { path, .. }) => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(backend(e)),
+                _ => Ok(()),
+            },
+            Slot::Pending(Open::Replace { .. }) | Slot::Gone => Ok(()),
+        })
+        .await
     }
 }

@@ -1,0 +1,155 @@
+//! Suite cases for `apply_deferred` batches: the writes a request makes
+//! after its body (a blob's move, its link, the upload's clean-up), which
+//! must mean exactly what the single calls mean on every backend.
+
+use berth::storage::DeferredWrite;
+use bytes::Bytes;
+
+use super::{base, get, kind, pseudo_random, put, writer, Driver};
+
+fn put_write(key: &str, content: &[u8]) -> DeferredWrite {
+    DeferredWrite::Put {
+        key: key.to_string(),
+        content: Bytes::copy_from_slice(content),
+    }
+}
+
+fn move_write(from: &str, to: &str) -> DeferredWrite {
+    DeferredWrite::Move {
+        from: from.to_string(),
+        to: to.to_string(),
+    }
+}
+
+fn delete_write(key: &str) -> DeferredWrite {
+    DeferredWrite::DeleteIfExists {
+        key: key.to_string(),
+    }
+}
+
+/// Writes apply in order, each seeing the ones before it.
+pub async fn batch_applies_in_order(d: Driver) {
+    let b = base();
+    let (a, moved, gone) = (
+        format!("{b}/a"),
+        format!("{b}/x/y/moved"),
+        format!("{b}/gone/obj"),
+    );
+    put(&d, &gone, b"old").await;
+    d.apply_deferred(vec![
+        put_write(&a, b"first"),
+        move_write(&a, &moved),
+        put_write(&a, b"second"),
+        delete_write(&format!("{b}/never-written")),
+        delete_write(&format!("{b}/gone")),
+    ])
+    .await
+    .expect("apply_deferred");
+    assert_eq!(
+        get(&d, &moved).await,
+        b"first",
+        "the move saw the first put"
+    );
+    assert_eq!(
+        get(&d, &a).await,
+        b"second",
+        "the later put came after the move"
+    );
+    assert_eq!(
+        kind(&d.stat(&gone).await),
+        "not_found",
+        "deleted with its tree"
+    );
+    d.sync().await.expect("sync");
+    assert_eq!(
+        d.walk(&b).await.expect("walk"),
+        vec![a.clone(), moved.clone()],
+        "nothing else written, no temp files left"
+    );
+    d.apply_deferred(Vec::new()).await.expect("an empty batch");
+}
+
+/// A failing write stops the batch: what came before it stays, nothing
+/// after it happens, and the error is the single call's error.
+pub async fn batch_stops_at_first_error(d: Driver) {
+    let b = base();
+    let (before, after) = (format!("{b}/before"), format!("{b}/after"));
+    let r = d
+        .apply_deferred(vec![
+            put_write(&before, b"kept"),
+            move_write(&format!("{b}/missing"), &format!("{b}/dest")),
+            put_write(&after, b"never"),
+        ])
+        .await;
+    assert_eq!(
+        kind(&r),
+        "not_found",
+        "moving nothing fails as move_deferred does"
+    );
+    assert_eq!(get(&d, &before).await, b"kept");
+    assert_eq!(kind(&d.stat(&after).await), "not_found");
+    assert_eq!(kind(&d.stat(&format!("{b}/dest")).await), "not_found");
+    let r = d
+        .apply_deferred(vec![put_write("relative/key", b"x")])
+        .await;
+    assert_eq!(
+        kind(&r),
+        "invalid_path",
+        "keys are checked like the single calls'"
+    );
+}
+
+/// An upload's life as the registry drives it: an empty data object,
+/// appended to, committed, then moved into place with its directory
+/// cleaned up in one batch. Whatever the backend does with directories,
+/// the upload is gone and the blob holds the bytes; a sibling of the data
+/// (a saved hash state) does not follow the data.
+pub async fn batch_completes_uploads(d: Driver) {
+    let b = base();
+    for (upload, sibling) in [("u1", false), ("u2", true)] {
+        let dir = format!("{b}/_uploads/{upload}");
+        let data = format!("{dir}/data");
+        // As the registry starts an upload: an empty writer, closed.
+        writer(&d, &data, false)
+            .await
+            .close()
+            .await
+            .expect("empty data");
+        assert_eq!(d.stat(&data).await.expect("stat").size, 0);
+        let state = format!("{dir}/hashstates/sha256/0");
+        if sibling {
+            put(&d, &state, b"state").await;
+        }
+        let body = pseudo_random(upload.len() as u64 + 40, 20_000);
+        let mut w = writer(&d, &data, true).await;
+        w.write(&body).await.expect("write");
+        w.commit_deferred().await.expect("commit");
+        let dest = format!("{b}/blobs/sha256/ab/{upload}/data");
+        d.apply_deferred(vec![move_write(&data, &dest)])
+            .await
+            .expect("move");
+        assert_eq!(get(&d, &dest).await, body);
+        assert_eq!(kind(&d.stat(&data).await), "not_found");
+        if sibling {
+            assert_eq!(get(&d, &state).await, b"state", "the sibling stays behind");
+        }
+        d.apply_deferred(vec![delete_write(&dir)])
+            .await
+            .expect("clean-up");
+        assert_eq!(kind(&d.stat(&state).await), "not_found");
+        d.sync().await.expect("sync");
+    }
+    let uploads = match d.list(&format!("{b}/_uploads")).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => panic!("list: {e}"),
+    };
+    assert!(uploads.is_empty(), "no upload left: {uploads:?}");
+    assert_eq!(
+        d.walk(&b).await.expect("walk"),
+        vec![
+            format!("{b}/blobs/sha256/ab/u1/data"),
+            format!("{b}/blobs/sha256/ab/u2/data"),
+        ]
+    );
+}
