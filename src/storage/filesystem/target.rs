@@ -5,6 +5,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use super::aligned::ALIGN;
 use super::TMP_PREFIX;
@@ -21,15 +23,30 @@ pub(super) fn parent(path: &Path) -> io::Result<&Path> {
 
 /// Creates `dir` and its missing ancestors below `root`, returning the
 /// directories this call created, deepest last, so an aborted write can
-/// remove exactly those and leave no trace.
+/// remove exactly those and leave no trace. One `statx` when `dir` exists.
 pub(super) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    if fs::symlink_metadata(dir).is_ok() {
+        return Ok(Vec::new());
+    }
+    create_missing(root, dir)
+}
+
+/// [`ensure_dir`] for a `dir` known to be missing: `mkdir` from the
+/// deepest level up until one succeeds or exists, then back down. A new
+/// directory under an existing parent costs one `mkdir`.
+pub(super) fn create_missing(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
     let mut missing = Vec::new();
     let mut cur = dir;
     while cur != root && cur.starts_with(root) {
-        match fs::symlink_metadata(cur) {
-            Ok(_) => break,
+        match fs::create_dir(cur) {
+            Ok(()) => {
+                created.push(cur.to_path_buf());
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing.push(cur.to_path_buf());
+                missing.push(cur);
                 cur = parent(cur)?;
             }
             Err(e) => return Err(e),
@@ -38,10 +55,9 @@ pub(super) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
     if cur == root {
         fs::create_dir_all(root)?;
     }
-    let mut created = Vec::new();
     for d in missing.into_iter().rev() {
-        match fs::create_dir(&d) {
-            Ok(()) => created.push(d),
+        match fs::create_dir(d) {
+            Ok(()) => created.push(d.to_path_buf()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 remove_dirs(&created);
@@ -50,6 +66,17 @@ pub(super) fn ensure_dir(root: &Path, dir: &Path) -> io::Result<Vec<PathBuf>> {
         }
     }
     Ok(created)
+}
+
+/// A temp file name no other writer picks: a random prefix drawn once per
+/// process and a counter (no `getrandom` per write); `create_new` still
+/// guards against a clash with another host on shared storage.
+fn temp_name() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{TMP_PREFIX}{prefix}-{n:x}")
 }
 
 /// Removes directories made by [`ensure_dir`], deepest first; stops quietly
@@ -118,10 +145,10 @@ impl Target {
     /// needed; with `direct`, also an `O_DIRECT` descriptor for bulk writes.
     pub(super) fn replace(root: &Path, dest: PathBuf, direct: bool) -> io::Result<Self> {
         let dir = parent(&dest)?.to_path_buf();
+        let mut created_dirs = Vec::new();
         let mut attempt = 0;
         loop {
-            let created_dirs = ensure_dir(root, &dir)?;
-            let temp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+            let temp = dir.join(temp_name());
             match OpenOptions::new().write(true).create_new(true).open(&temp) {
                 Ok(file) => {
                     return Ok(Self {
@@ -135,9 +162,20 @@ impl Target {
                         done: false,
                     })
                 }
-                // A concurrent aborted writer removed the directory we were
-                // about to use: create it again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+                // Another process's temp file: pick another name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 3 => attempt += 1,
+                // The directory is missing (new, or removed by a concurrent
+                // aborted writer): create it and try again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => {
+                    attempt += 1;
+                    match create_missing(root, &dir) {
+                        Ok(created) => created_dirs.extend(created),
+                        Err(e) => {
+                            remove_dirs(&created_dirs);
+                            return Err(e);
+                        }
+                    }
+                }
                 Err(e) => {
                     remove_dirs(&created_dirs);
                     return Err(e);

@@ -204,8 +204,10 @@ impl FsWriter {
             let target = slot.ready().map_err(backend)?;
             let data = buf.as_slice();
             let bulk = data.len() - data.len() % ALIGN;
+            // A small object goes through the page cache: an `O_DIRECT`
+            // descriptor would cost one more open and save nothing.
             target
-                .write_at(&data[..bulk], start, true)
+                .write_at(&data[..bulk], start, bulk >= FIRST_BUF_SIZE)
                 .map_err(backend)?;
             target
                 .write_at(&data[bulk..], start + bulk as u64, false)
