@@ -232,18 +232,12 @@ async fn serve_plain(
              (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
+    let drain = config.http.draintimeout;
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
     let app = build_app_with(config, registry)?;
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server error");
+    crate::http::server::serve_plain(listener, app, drain, shutdown_signal()).await;
     maintenance.stop().await;
-    served?;
     tracing::info!("berth stopped");
     Ok(())
 }

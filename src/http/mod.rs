@@ -8,6 +8,7 @@ mod errors;
 mod listing;
 mod manifests;
 mod middleware;
+pub mod server;
 mod token;
 mod uploads;
 

@@ -13,14 +13,13 @@ use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 use tracing::Instrument;
 
 use super::TlsSetup;
+use crate::http::server;
 
 /// The start of the body a plain-HTTP request to the TLS port gets.
 pub const PLAIN_HTTP_ON_TLS_PORT: &str = "this port speaks HTTPS; use https://";
@@ -31,10 +30,6 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// How long a new connection may take to send its first byte and finish the
 /// TLS handshake; past it the connection is dropped (slowloris guard).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long shutdown waits for in-flight requests when `http.draintimeout`
-/// is not set.
-const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops
 /// accepting and lets open connections finish their requests for up to
@@ -49,26 +44,11 @@ pub async fn serve_tls(
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config);
     let watcher = tls.resolver.clone().spawn_watcher();
-    let mut builder = auto::Builder::new(SpanExecutor);
-    if !http2 {
-        builder = builder.http1_only();
-    }
+    let builder = server::connection_builder(http2);
     let local = listener.local_addr().context("listener address")?;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    while let Some((tcp, peer)) = server::accept(&listener, &mut shutdown).await {
         let conn = Conn {
             acceptor: acceptor.clone(),
             builder: builder.clone(),
@@ -81,29 +61,14 @@ pub async fn serve_tls(
     }
     drop(listener);
     watcher.abort();
-    let drain = if drain.is_zero() {
-        DEFAULT_DRAIN
-    } else {
-        drain
-    };
-    tracing::info!(
-        "shutting down: waiting up to {}s for {} open connection(s)",
-        drain.as_secs(),
-        graceful.count()
-    );
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {drain:?}; closing them");
-    }
+    server::drain_connections(graceful, drain).await;
     Ok(())
 }
 
 /// Everything one connection's task needs.
 struct Conn {
     acceptor: TlsAcceptor,
-    builder: auto::Builder<SpanExecutor>,
+    builder: auto::Builder<server::SpanExecutor>,
     app: Router,
     watcher: Watcher,
     local: SocketAddr,
@@ -134,14 +99,7 @@ impl Conn {
             }
             Err(_) => return,
         };
-        // The peer address, as axum's ConnectInfo, for login throttling.
-        let service = TowerToHyperService::new(self.app.map_request(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                mark_https(req)
-            },
-        ));
+        let service = server::service_for(self.app, peer, mark_https);
         let conn = self
             .builder
             .serve_connection(TokioIo::new(tls), service)
@@ -156,7 +114,9 @@ impl Conn {
 /// proxy would: `X-Forwarded-Proto: https` (unless a proxy in front already
 /// said), so absolute `Location` URLs say `https://`; and `Host` from the
 /// HTTP/2 `:authority`, which HTTP/2 clients send instead of `Host`.
-fn mark_https<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+fn mark_https(
+    mut req: axum::http::Request<hyper::body::Incoming>,
+) -> axum::http::Request<hyper::body::Incoming> {
     use axum::http::header::{HeaderValue, HOST};
     let headers = req.headers_mut();
     if !headers.contains_key("x-forwarded-proto") {
@@ -221,21 +181,6 @@ fn host_header(head: &[u8]) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
     plain.then_some(value)
-}
-
-/// Spawns hyper's per-stream tasks (HTTP/2) inside the connection's span, so
-/// access-log lines name the peer for HTTP/2 requests too.
-#[derive(Clone, Copy, Debug)]
-struct SpanExecutor;
-
-impl<F> hyper::rt::Executor<F> for SpanExecutor
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        tokio::spawn(fut.in_current_span());
-    }
 }
 
 #[cfg(test)]
