@@ -7,6 +7,7 @@
 
 mod args;
 mod blob;
+mod layout;
 mod limits;
 mod load;
 mod net;
@@ -22,6 +23,7 @@ const USAGE: &str = "usage: loadgen COMMAND [--key value ...]
   hash      --size BYTES [--seed S]                 sha256 throughput (sha2 crate)
   dd        --dir D --mib N [--idle S]              sync + idle, dd bs=16M conv=fsync
   fsync     --dir D [--threads 16] [--secs S]       create+write 16 KiB+fsync+rename rate
+  layout    --dir D [--threads 16] [--secs S]       small images' layout (dirs, files, 4 fsyncs) rate
   push      --addr A --repo R --size BYTES --mode mono|chunked [--chunk BYTES]
             [--idle-dir D] [--idle S] [--pid P]...  one blob push, timed
   pull      --addr A --path P --count K [--verify sha256:..] [--pid P]...
@@ -56,6 +58,7 @@ fn main() {
         "hash" => limits::hash(&args),
         "dd" => limits::dd(&args),
         "fsync" => limits::fsync(&args),
+        "layout" => layout::layout(&args),
         "push" => blob::push(&args),
         "pull" => blob::pull(&args),
         "hammer" => load::hammer(&args),
