@@ -90,6 +90,8 @@ pub fn layout(a: &Args) -> Result<serde_json::Value, String> {
     let sub = format!("{dir}/layout-limit-{}-{stamp}", std::process::id());
     fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
     let blob = random_bytes(16 * 1024, 5);
+    // From a clean filesystem, as the storm sides start.
+    crate::blob::settle(Some(&dir), a.num("idle", Some(1.0))?)?;
     let w = Window::start(&[])?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let results: Vec<Result<u64, String>> = std::thread::scope(|s| {

@@ -89,6 +89,8 @@ pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
     let sub = format!("{dir}/fsync-limit-{}-{stamp}", std::process::id());
     std::fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
     let payload = random_bytes(16 * 1024, 3);
+    // From a clean filesystem, as the storm sides start.
+    settle(Some(&dir), a.num("idle", Some(1.0))?)?;
     let w = Window::start(&[])?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let results: Vec<Result<u64, String>> = std::thread::scope(|s| {

@@ -368,6 +368,7 @@ pub fn storm(a: &Args) -> Result<serde_json::Value, String> {
     let clients: usize = a.num("clients", Some(16))?;
     let images: usize = a.num("images", Some(50))?;
     let layer_size: usize = a.num("layer-size", Some(16 * 1024))?;
+    let idle: f64 = a.num("idle", Some(1.0))?;
     let pids = a.pids()?;
     let base = nonce();
     // All content generated and hashed before the clock.
@@ -378,6 +379,10 @@ pub fn storm(a: &Args) -> Result<serde_json::Value, String> {
                 .collect()
         })
         .collect();
+    // Every side starts on a clean filesystem: dirty data left by the
+    // previous measurement would otherwise be flushed by whichever server
+    // syncs the whole filesystem (berth's group commit) on its clock.
+    crate::blob::settle(a.opt("idle-dir"), idle)?;
     let rt = runtime(2)?;
     rt.block_on(async move {
         let w = Window::start(&pids)?;

@@ -22,8 +22,8 @@ const USAGE: &str = "usage: loadgen COMMAND [--key value ...]
   wait      --addr A [--path P] [--secs S]          until the server answers
   hash      --size BYTES [--seed S]                 sha256 throughput (sha2 crate)
   dd        --dir D --mib N [--idle S]              sync + idle, dd bs=16M conv=fsync
-  fsync     --dir D [--threads 16] [--secs S]       create+write 16 KiB+fsync+rename rate
-  layout    --dir D [--threads 16] [--secs S]       small images' layout (dirs, files, 4 fsyncs) rate
+  fsync     --dir D [--threads 16] [--secs S] [--idle 1]  create+write 16 KiB+fsync+rename rate
+  layout    --dir D [--threads 16] [--secs S] [--idle 1]  small images' layout (dirs, files, 4 fsyncs) rate
   push      --addr A --repo R --size BYTES --mode mono|chunked [--chunk BYTES]
             [--idle-dir D] [--idle S] [--pid P]...  one blob push, timed
   pull      --addr A --path P --count K [--verify sha256:..] [--pid P]...
@@ -32,7 +32,7 @@ const USAGE: &str = "usage: loadgen COMMAND [--key value ...]
   wrk       --addr A --path P [--conns 64] [--threads 2] [--secs S] [--header 'K: V']
             [--pid P]...                            runs wrk, parses its output
   seed      --addr A --repo R --tag T --out FILE    pushes one small image, writes manifest
-  storm     --addr A --prefix P [--clients 16] [--images 50] [--pid P]...
+  storm     --addr A --prefix P [--clients 16] [--images 50] [--idle-dir D] [--idle 1] [--pid P]...
   populate-tags  --addr A --repo R --manifest FILE --count N [--conns 16]
   populate-repos --addr A --from R --manifest FILE --count N [--conns 16]
   list      --addr A --path P --key K [--follow 1] [--reps N]
