@@ -114,15 +114,16 @@ pub async fn drain_connections(graceful: GracefulShutdown, drain: Duration) {
     }
 }
 
-/// Serves `app` over plain HTTP/1.1 on `listener` until `shutdown`
-/// resolves, then drains as [`drain_connections`] does.
+/// Serves `app` over plain HTTP on `listener` until `shutdown` resolves,
+/// then drains as [`drain_connections`] does. HTTP/1.1, and HTTP/2 with
+/// prior knowledge (h2c) as `axum::serve` allowed before.
 pub async fn serve_plain(
     listener: TcpListener,
     app: Router,
     drain: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = connection_builder(false);
+    let builder = connection_builder(true);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     while let Some((tcp, peer)) = accept(&listener, &mut shutdown).await {

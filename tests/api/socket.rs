@@ -74,6 +74,20 @@ async fn request_heads_are_bounded_by_the_read_buffer() {
     );
 }
 
+/// Plain HTTP speaks HTTP/2 with prior knowledge (h2c) too, as it did
+/// when served by `axum::serve`.
+#[tokio::test]
+async fn plain_http_serves_h2c() {
+    let srv = live().await;
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/v2/", srv.base)).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+}
+
 #[tokio::test]
 async fn head_keeps_content_length_and_large_streams_round_trip() {
     let srv = live().await;
