@@ -6,15 +6,14 @@
 //! ext4 a new directory (inode and directory block) costs more than a
 //! small fsynced file. Reported next to the limit, not instead.
 
+use serde_json::json;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-use serde_json::json;
 
 use crate::args::Args;
-use crate::util::{random_bytes, round, Window};
+use crate::limits::{fresh_dir, timed_threads};
+use crate::util::{random_bytes, round};
 
 /// One file, written through a temp name and renamed (as berth and the
 /// fsync limit do), fsynced when `durable`.
@@ -77,61 +76,25 @@ fn image(root: &Path, t: usize, n: u64, blob: &[u8]) -> std::io::Result<()> {
 }
 
 /// THREADS threads writing image layouts for SECS seconds in a fresh
-/// directory under DIR (left in place, as `limits::fsync` explains);
-/// `images_per_s` is the rate.
+/// directory under DIR (`limits::fresh_dir`); `images_per_s` is the rate.
 pub fn layout(a: &Args) -> Result<serde_json::Value, String> {
     let dir = a.str("dir")?.to_string();
     let threads: usize = a.num("threads", Some(16))?;
     let secs: f64 = a.num("secs", Some(3.0))?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let sub = format!("{dir}/layout-limit-{}-{stamp}", std::process::id());
-    fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
+    let sub = fresh_dir(&dir, "layout-limit")?;
     let blob = random_bytes(16 * 1024, 5);
-    // From a clean filesystem, as the storm sides start.
-    crate::blob::settle(Some(&dir), a.num("idle", Some(1.0))?)?;
-    let w = Window::start(&[])?;
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (root, blob) = (Path::new(&sub), &blob);
-                s.spawn(move || -> Result<u64, String> {
-                    let mut n = 0u64;
-                    while Instant::now() < deadline && n < 1_000_000 {
-                        image(root, t, n, blob).map_err(|e| e.to_string())?;
-                        n += 1;
-                    }
-                    Ok(n)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
-            .collect()
-    });
-    let end = w.end()?;
-    let (mut images, mut errors, mut first_error) = (0u64, 0u64, None);
-    for r in results {
-        match r {
-            Ok(n) => images += n,
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+    let root = Path::new(&sub);
+    let done = timed_threads(&dir, a.num("idle", Some(1.0))?, threads, secs, |t, n| {
+        image(root, t, n, &blob).map_err(|e| e.to_string())
+    })?;
     let mut out = json!({
-        "threads": threads, "images": images,
-        "secs": round(end.secs, 3),
-        "images_per_s": round(images as f64 / end.secs, 1),
-        "machine_busy": round(end.machine_busy, 3),
-        "errors": errors,
+        "threads": threads, "images": done.ops,
+        "secs": round(done.secs, 3),
+        "images_per_s": round(done.ops as f64 / done.secs, 1),
+        "machine_busy": round(done.machine_busy, 3),
+        "errors": done.errors,
     });
-    if let Some(e) = first_error {
+    if let Some(e) = done.first_error {
         out["error"] = json!(e);
     }
     Ok(out)

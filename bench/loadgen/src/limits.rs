@@ -71,43 +71,52 @@ pub fn dd(a: &Args) -> Result<serde_json::Value, String> {
     }))
 }
 
-/// THREADS threads, each: create a file, write 16 KiB, fsync, rename; the
-/// rate of such durable small writes on the storage filesystem.
-pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
-    let dir = a.str("dir")?.to_string();
-    let threads: usize = a.num("threads", Some(16))?;
-    let secs: f64 = a.num("secs", Some(3.0))?;
-    // A fresh directory each time, left in place: deleting thousands of
-    // files here would make the next measurement on this filesystem pay
-    // for them (ext4 without a journal skips inodes freed in the last
-    // 5-305 s at every allocation). bench/run removes its work directory
-    // after the last measurement.
+/// A fresh directory `<dir>/<name>-<pid>-<nanos>` for one limit run, left
+/// in place: deleting thousands of files here would make the next
+/// measurement on this filesystem pay for them (ext4 without a journal
+/// skips inodes freed in the last 5-305 s at every allocation). bench/run
+/// removes its work directory after the last measurement.
+pub fn fresh_dir(dir: &str, name: &str) -> Result<String, String> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let sub = format!("{dir}/fsync-limit-{}-{stamp}", std::process::id());
+    let sub = format!("{dir}/{name}-{}-{stamp}", std::process::id());
     std::fs::create_dir_all(&sub).map_err(|e| format!("{sub}: {e}"))?;
-    let payload = random_bytes(16 * 1024, 3);
-    // From a clean filesystem, as the storm sides start.
-    settle(Some(&dir), a.num("idle", Some(1.0))?)?;
+    Ok(sub)
+}
+
+/// What `threads` threads running one operation after another did.
+pub struct Threaded {
+    pub ops: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub secs: f64,
+    pub machine_busy: f64,
+}
+
+/// Runs `op(thread, n)` in `threads` threads for `secs` seconds (at most a
+/// million times each), after `sync -f dir` and `idle` seconds, so that it
+/// starts from a clean filesystem as the storm sides do. A thread stops at
+/// its first error.
+pub fn timed_threads(
+    dir: &str,
+    idle: f64,
+    threads: usize,
+    secs: f64,
+    op: impl Fn(usize, u64) -> Result<(), String> + Sync,
+) -> Result<Threaded, String> {
+    settle(Some(dir), idle)?;
     let w = Window::start(&[])?;
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let sub = &sub;
-                let payload = &payload;
+                let op = &op;
                 s.spawn(move || -> Result<u64, String> {
                     let mut n = 0u64;
-                    // Bounded in time and count.
                     while Instant::now() < deadline && n < 1_000_000 {
-                        let tmp = format!("{sub}/t{t}-{n}.tmp");
-                        let fin = format!("{sub}/t{t}-{n}");
-                        let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{e}"))?;
-                        f.write_all(payload).map_err(|e| format!("{e}"))?;
-                        f.sync_all().map_err(|e| format!("{e}"))?;
-                        std::fs::rename(&tmp, &fin).map_err(|e| format!("{e}"))?;
+                        op(t, n)?;
                         n += 1;
                     }
                     Ok(n)
@@ -120,26 +129,49 @@ pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
             .collect()
     });
     let end = w.end()?;
-    let mut ops = 0u64;
-    let mut errors = 0u64;
-    let mut first_error = None;
+    let mut done = Threaded {
+        ops: 0,
+        errors: 0,
+        first_error: None,
+        secs: end.secs,
+        machine_busy: end.machine_busy,
+    };
     for r in results {
         match r {
-            Ok(n) => ops += n,
+            Ok(n) => done.ops += n,
             Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
+                done.errors += 1;
+                done.first_error.get_or_insert(e);
             }
         }
     }
+    Ok(done)
+}
+
+/// THREADS threads, each: create a file, write 16 KiB, fsync, rename; the
+/// rate of such durable small writes on the storage filesystem.
+pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
+    let dir = a.str("dir")?.to_string();
+    let threads: usize = a.num("threads", Some(16))?;
+    let secs: f64 = a.num("secs", Some(3.0))?;
+    let sub = fresh_dir(&dir, "fsync-limit")?;
+    let payload = random_bytes(16 * 1024, 3);
+    let done = timed_threads(&dir, a.num("idle", Some(1.0))?, threads, secs, |t, n| {
+        let tmp = format!("{sub}/t{t}-{n}.tmp");
+        let fin = format!("{sub}/t{t}-{n}");
+        let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{e}"))?;
+        f.write_all(&payload).map_err(|e| format!("{e}"))?;
+        f.sync_all().map_err(|e| format!("{e}"))?;
+        std::fs::rename(&tmp, &fin).map_err(|e| format!("{e}"))
+    })?;
     let mut out = json!({
-        "threads": threads, "ops": ops,
-        "secs": round(end.secs, 3),
-        "ops_per_s": round(ops as f64 / end.secs, 1),
-        "machine_busy": round(end.machine_busy, 3),
-        "errors": errors,
+        "threads": threads, "ops": done.ops,
+        "secs": round(done.secs, 3),
+        "ops_per_s": round(done.ops as f64 / done.secs, 1),
+        "machine_busy": round(done.machine_busy, 3),
+        "errors": done.errors,
     });
-    if let Some(e) = first_error {
+    if let Some(e) = done.first_error {
         out["error"] = json!(e);
     }
     Ok(out)
