@@ -80,7 +80,8 @@ pub enum StoragePath<'a> {
         name: &'a RepoName,
         id: &'a UploadId,
     },
-    /// When the upload started (RFC 3339), read by upload purging.
+    /// When the upload started (RFC 3339): written by registry:2 (berth
+    /// ages its own uploads by `data`'s mtime), read by upload purging.
     UploadStartedAt {
         name: &'a RepoName,
         id: &'a UploadId,
