@@ -5,7 +5,7 @@
 use berth::storage::DeferredWrite;
 use bytes::Bytes;
 
-use super::{base, get, kind, pseudo_random, put, writer, Driver};
+use super::*;
 
 fn put_write(key: &str, content: &[u8]) -> DeferredWrite {
     DeferredWrite::Put {
@@ -151,5 +151,50 @@ pub async fn batch_completes_uploads(d: Driver) {
             format!("{b}/blobs/sha256/ab/u1/data"),
             format!("{b}/blobs/sha256/ab/u2/data"),
         ]
+    );
+}
+
+/// Deferred writes are visible (and atomic) at once, and `sync` makes them
+/// durable without error, also when many requests sync together.
+pub async fn deferred_writes_then_sync(d: Driver) {
+    let b = base();
+    let link = format!("{b}/_layers/sha256/abcd/link");
+    d.put_deferred(&link, Bytes::from_static(b"sha256:abcd"))
+        .await
+        .expect("put_deferred");
+    assert_eq!(get(&d, &link).await, b"sha256:abcd");
+    d.put_deferred(&link, Bytes::from_static(b"sha256:ef01"))
+        .await
+        .expect("put_deferred over");
+    assert_eq!(get(&d, &link).await, b"sha256:ef01");
+
+    let src = format!("{b}/_uploads/u/data");
+    let mut w = writer(&d, &src, false).await;
+    w.write(&pseudo_random(5, 70_000)).await.expect("write");
+    w.commit_deferred().await.expect("commit_deferred");
+    assert_eq!(get(&d, &src).await, pseudo_random(5, 70_000));
+    let dest = format!("{b}/blobs/sha256/ab/abcd/data");
+    d.move_deferred(&src, &dest).await.expect("move_deferred");
+    assert_eq!(get(&d, &dest).await, pseudo_random(5, 70_000));
+    assert_eq!(kind(&d.stat(&src).await), "not_found");
+    assert_eq!(
+        kind(&d.move_deferred(&src, &dest).await),
+        "not_found",
+        "a deferred move of nothing fails like move_object"
+    );
+
+    let syncs: Vec<_> = (0..16)
+        .map(|_| {
+            let d = d.clone();
+            tokio::spawn(async move { d.sync().await })
+        })
+        .collect();
+    for s in syncs {
+        s.await.expect("task").expect("sync");
+    }
+    assert_eq!(
+        d.walk(&b).await.expect("walk"),
+        vec![link.clone(), dest.clone()],
+        "exactly the written objects, no temp files"
     );
 }
