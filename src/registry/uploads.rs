@@ -242,13 +242,26 @@ impl Registry {
             }
         }
         let size = writer.size();
-        writer.commit_deferred().await?;
         let data_key = StoragePath::UploadData { name, id }.to_key();
+        // With a running hash the digest is known before the data is
+        // committed, so the commit and the batch below share one step;
+        // without one the data is committed first and read back.
+        let mut pending = Some(writer);
         let actual = match hasher {
             Some(h) => h.finish(),
-            None => self.hash_object(&data_key, digest.algorithm()).await?,
+            None => {
+                if let Some(w) = pending.take() {
+                    w.commit_deferred().await?;
+                }
+                self.hash_object(&data_key, digest.algorithm()).await?
+            }
         };
         if &actual != digest {
+            // Closed (not cancelled) so the upload is still there for
+            // `cancel_upload` to remove, whatever the backend.
+            if let Some(w) = pending.take() {
+                let _ = w.close().await;
+            }
             self.cancel_upload(name, id).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
@@ -272,7 +285,10 @@ impl Registry {
         writes.push(DeferredWrite::DeleteIfExists {
             key: StoragePath::UploadDir { name, id }.to_key(),
         });
-        self.driver.apply_deferred(writes).await?;
+        match pending {
+            Some(w) => w.commit_deferred_then(self.driver.as_ref(), writes).await?,
+            None => self.driver.apply_deferred(writes).await?,
+        }
         self.driver.sync().await?;
         self.hashers.forget(name, id);
         Ok(BlobInfo {

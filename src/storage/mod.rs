@@ -252,6 +252,19 @@ pub trait FileWriter: Send {
         self.commit().await
     }
 
+    /// `commit_deferred`, then `then` applied as `driver.apply_deferred`
+    /// applies it; `driver` must be the driver that made this writer. An
+    /// upload's last write and its move and link then take one step where
+    /// the backend can (the filesystem driver: one blocking-pool trip).
+    async fn commit_deferred_then(
+        self: Box<Self>,
+        driver: &dyn StorageDriver,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()> {
+        self.commit_deferred().await?;
+        driver.apply_deferred(then).await
+    }
+
     /// Persists what was written so that a later `writer(path, true)` can
     /// continue it, without committing, from this or any other process
     /// sharing the storage. Used between upload chunks. `stat` then reports

@@ -101,7 +101,8 @@ pub async fn batch_stops_at_first_error(d: Driver) {
 
 /// An upload's life as the registry drives it: an empty data object,
 /// appended to, committed, then moved into place with its directory
-/// cleaned up in one batch. Whatever the backend does with directories,
+/// cleaned up in one batch (with the commit, `commit_deferred_then`, or
+/// after it). Whatever the backend does with directories,
 /// the upload is gone and the blob holds the bytes; a sibling of the data
 /// (a saved hash state) does not follow the data.
 pub async fn batch_completes_uploads(d: Driver) {
@@ -123,11 +124,19 @@ pub async fn batch_completes_uploads(d: Driver) {
         let body = pseudo_random(upload.len() as u64 + 40, 20_000);
         let mut w = writer(&d, &data, true).await;
         w.write(&body).await.expect("write");
-        w.commit_deferred().await.expect("commit");
         let dest = format!("{b}/blobs/sha256/ab/{upload}/data");
-        d.apply_deferred(vec![move_write(&data, &dest)])
-            .await
-            .expect("move");
+        if sibling {
+            w.commit_deferred().await.expect("commit");
+            d.apply_deferred(vec![move_write(&data, &dest)])
+                .await
+                .expect("move");
+        } else {
+            // The writer's last step and the batch together, as the
+            // registry completes an upload whose hash it kept.
+            w.commit_deferred_then(d.as_ref(), vec![move_write(&data, &dest)])
+                .await
+                .expect("commit, then move");
+        }
         assert_eq!(get(&d, &dest).await, body);
         assert_eq!(kind(&d.stat(&data).await), "not_found");
         if sibling {

@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    validate_path, BoxReader, ByteStream, DeferredWrite, FileInfo, FileWriter, StorageDriver,
-    StorageError, StorageResult,
+    BoxReader, ByteStream, DeferredWrite, FileInfo, FileWriter, StorageDriver, StorageError,
+    StorageResult,
 };
 
 mod aligned;
@@ -127,17 +127,8 @@ impl FilesystemDriver {
     /// Validates `key` and maps it under the root. Validation refuses `.`,
     /// `..` and empty segments, so the result never leaves the root.
     fn full_path(&self, key: &str) -> StorageResult<PathBuf> {
-        validate_path(key)?;
-        Ok(self.root.join(&key[1..]))
+        self.ops.full_path(key)
     }
-}
-
-/// A [`DeferredWrite`] with its keys mapped to paths.
-enum Step {
-    Put(PathBuf, Bytes),
-    /// From, to, and the source key for errors.
-    Move(PathBuf, PathBuf, String),
-    Delete(PathBuf, String),
 }
 
 /// Maps an error of an operation that reads `key`: anything meaning "no
@@ -299,7 +290,7 @@ impl StorageDriver for FilesystemDriver {
     async fn writer(&self, path: &str, append: bool) -> StorageResult<Box<dyn FileWriter>> {
         let full = self.full_path(path)?;
         let key = path.to_string();
-        let (group, fsync_each) = (Arc::clone(&self.group), self.fsync_each);
+        let (group, ops) = (Arc::clone(&self.group), self.ops.clone());
         if !append {
             let open = Open::Replace {
                 root: self.root.clone(),
@@ -311,8 +302,8 @@ impl StorageDriver for FilesystemDriver {
                 slot,
                 0,
                 (0, Vec::new()),
+                ops,
                 group,
-                fsync_each,
             )));
         }
         tokio::task::consume_budget().await;
@@ -328,8 +319,8 @@ impl StorageDriver for FilesystemDriver {
                 slot,
                 len,
                 (len, Vec::new()),
+                ops,
                 group,
-                fsync_each,
             )));
         }
         let k = key.clone();
@@ -341,9 +332,7 @@ impl StorageDriver for FilesystemDriver {
         .await?;
         let size = target.base_len();
         let slot = Slot::Ready(target);
-        Ok(Box::new(FsWriter::new(
-            key, slot, size, resume, group, fsync_each,
-        )))
+        Ok(Box::new(FsWriter::new(key, slot, size, resume, ops, group)))
     }
 
     /// Inline on the async thread for the same reason as `get_content`: one
@@ -421,32 +410,10 @@ impl StorageDriver for FilesystemDriver {
 
     /// The whole batch in one blocking-pool trip.
     async fn apply_deferred(&self, writes: Vec<DeferredWrite>) -> StorageResult<()> {
-        // Validate every key before touching anything.
-        let mut steps = Vec::with_capacity(writes.len());
-        for write in writes {
-            steps.push(match write {
-                DeferredWrite::Put { key, content } => Step::Put(self.full_path(&key)?, content),
-                DeferredWrite::Move { from, to } => {
-                    Step::Move(self.full_path(&from)?, self.full_path(&to)?, from)
-                }
-                DeferredWrite::DeleteIfExists { key } => Step::Delete(self.full_path(&key)?, key),
-            });
-        }
+        // Every key is validated before anything is touched.
+        let steps = self.ops.steps(writes)?;
         let ops = self.ops.clone();
-        blocking(move || {
-            for step in steps {
-                match step {
-                    Step::Put(full, content) => ops.put(full, &content)?,
-                    Step::Move(src, dst, key) => ops.rename(&src, &dst, &key)?,
-                    Step::Delete(full, key) => match ops.delete(&full, &key) {
-                        Err(e) if e.is_not_found() => {}
-                        other => other?,
-                    },
-                }
-            }
-            Ok(())
-        })
-        .await
+        blocking(move || ops.run(steps)).await
     }
 
     async fn walk(&self, path: &str) -> StorageResult<Vec<String>> {

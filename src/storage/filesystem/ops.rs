@@ -6,9 +6,19 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::target::{ensure_dir, parent, remove_dirs, sync_dir, Target};
 use super::{backend, read_err};
-use crate::storage::{StorageError, StorageResult};
+use crate::storage::{validate_path, DeferredWrite, StorageError, StorageResult};
+
+/// A [`DeferredWrite`] with its keys mapped to paths.
+pub(super) enum Step {
+    Put(PathBuf, Bytes),
+    /// From, to, and the source key for errors.
+    Move(PathBuf, PathBuf, String),
+    Delete(PathBuf, String),
+}
 
 /// Where the driver's files live and how it makes them durable.
 #[derive(Debug, Clone)]
@@ -19,6 +29,48 @@ pub(super) struct Ops {
 }
 
 impl Ops {
+    /// Validates `key` and maps it under the root. Validation refuses `.`,
+    /// `..` and empty segments, so the result never leaves the root.
+    pub(super) fn full_path(&self, key: &str) -> StorageResult<PathBuf> {
+        validate_path(key)?;
+        Ok(self.root.join(&key[1..]))
+    }
+
+    /// Maps a batch's keys to paths, validating all of them first.
+    pub(super) fn steps(&self, writes: Vec<DeferredWrite>) -> StorageResult<Vec<Step>> {
+        writes
+            .into_iter()
+            .map(|write| {
+                Ok(match write {
+                    DeferredWrite::Put { key, content } => {
+                        Step::Put(self.full_path(&key)?, content)
+                    }
+                    DeferredWrite::Move { from, to } => {
+                        Step::Move(self.full_path(&from)?, self.full_path(&to)?, from)
+                    }
+                    DeferredWrite::DeleteIfExists { key } => {
+                        Step::Delete(self.full_path(&key)?, key)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Runs a batch in order, stopping at the first error (blocking).
+    pub(super) fn run(&self, steps: Vec<Step>) -> StorageResult<()> {
+        for step in steps {
+            match step {
+                Step::Put(full, content) => self.put(full, &content)?,
+                Step::Move(src, dst, key) => self.rename(&src, &dst, &key)?,
+                Step::Delete(full, key) => match self.delete(&full, &key) {
+                    Err(e) if e.is_not_found() => {}
+                    other => other?,
+                },
+            }
+        }
+        Ok(())
+    }
+
     /// Atomic replace of the object at `full`: a temp file renamed over it.
     pub(super) fn put(&self, full: PathBuf, content: &[u8]) -> StorageResult<()> {
         let mut target = Target::replace(&self.root, full, false).map_err(backend)?;

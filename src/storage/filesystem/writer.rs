@@ -18,9 +18,10 @@ use tokio::task::JoinHandle;
 
 use super::aligned::{AlignedBuf, ALIGN};
 use super::group_sync::GroupSync;
+use super::ops::{Ops, Step};
 use super::target::Target;
 use super::{backend, blocking, BUF_SIZE, FIRST_BUF_SIZE};
-use crate::storage::{FileWriter, StorageResult};
+use crate::storage::{DeferredWrite, FileWriter, StorageDriver, StorageResult};
 
 /// How a writer's file is opened when it is first needed: in the blocking
 /// trip of the first full buffer, or of the finish. A small object is then
@@ -91,6 +92,8 @@ pub(super) struct FsWriter {
     group: Arc<GroupSync>,
     /// The driver's per-file mode: fsync at finish, no group sync.
     fsync_each: bool,
+    /// The driver's file operations, for a batch run with the finish.
+    ops: Ops,
 }
 
 impl FsWriter {
@@ -102,8 +105,8 @@ impl FsWriter {
         slot: Slot,
         size: u64,
         resume: (u64, Vec<u8>),
+        ops: Ops,
         group: Arc<GroupSync>,
-        fsync_each: bool,
     ) -> Self {
         let (buf_start, head) = resume;
         let mut buf = AlignedBuf::new(FIRST_BUF_SIZE);
@@ -119,7 +122,8 @@ impl FsWriter {
             buf_start,
             broken: false,
             group,
-            fsync_each,
+            fsync_each: ops.fsync_each,
+            ops,
         }
     }
 
@@ -192,12 +196,13 @@ impl FsWriter {
 
     /// Writes what is buffered and makes the content visible; with
     /// `durable`, waits for the group sync.
-    async fn finish(mut self: Box<Self>, durable: bool) -> StorageResult<()> {
+    async fn finish(mut self: Box<Self>, durable: bool, then: Vec<Step>) -> StorageResult<()> {
         let mut slot = self.take_target().await?;
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
         let start = self.buf_start;
         // Per-file mode has no later group sync: every finish is durable.
         let fsync = self.fsync_each;
+        let ops = self.ops.clone();
         // The opening (if still due), the last buffer and the rename in one
         // trip to the blocking pool.
         blocking(move || {
@@ -213,9 +218,10 @@ impl FsWriter {
                 .write_at(&data[bulk..], start + bulk as u64, false)
                 .map_err(backend)?;
             match std::mem::replace(&mut slot, Slot::Gone) {
-                Slot::Ready(target) => target.finish(fsync).map_err(backend),
-                _ => Err(backend("writer abandoned")),
+                Slot::Ready(target) => target.finish(fsync).map_err(backend)?,
+                _ => return Err(backend("writer abandoned")),
             }
+            ops.run(then)
         })
         .await?;
         if durable && !self.fsync_each {
@@ -257,15 +263,26 @@ impl FileWriter for FsWriter {
     }
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
-        self.finish(true).await
+        self.finish(true, Vec::new()).await
     }
 
     async fn commit_deferred(self: Box<Self>) -> StorageResult<()> {
-        self.finish(false).await
+        self.finish(false, Vec::new()).await
+    }
+
+    /// The batch runs in the finish's own blocking-pool trip; `driver` is
+    /// this writer's, whose operations the writer already holds.
+    async fn commit_deferred_then(
+        self: Box<Self>,
+        _driver: &dyn StorageDriver,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()> {
+        let steps = self.ops.steps(then)?;
+        self.finish(false, steps).await
     }
 
     async fn close(self: Box<Self>) -> StorageResult<()> {
-        self.finish(false).await
+        self.finish(false, Vec::new()).await
     }
 
     async fn cancel(mut self: Box<Self>) -> StorageResult<()> {
