@@ -194,8 +194,9 @@ impl FsWriter {
         Ok(())
     }
 
-    /// Writes what is buffered and makes the content visible; with
-    /// `durable`, waits for the group sync.
+    /// Writes what is buffered and makes the content visible, then runs
+    /// `then` (a batch that depends on the content: its move, its link);
+    /// with `durable`, waits for the group sync.
     async fn finish(mut self: Box<Self>, durable: bool, then: Vec<Step>) -> StorageResult<()> {
         let mut slot = self.take_target().await?;
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
@@ -203,8 +204,8 @@ impl FsWriter {
         // Per-file mode has no later group sync: every finish is durable.
         let fsync = self.fsync_each;
         let ops = self.ops.clone();
-        // The opening (if still due), the last buffer and the rename in one
-        // trip to the blocking pool.
+        // The opening (if still due), the last buffer, the rename and the
+        // batch in one trip to the blocking pool.
         blocking(move || {
             let target = slot.ready().map_err(backend)?;
             let data = buf.as_slice();
