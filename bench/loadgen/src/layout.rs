@@ -6,14 +6,13 @@
 //! ext4 a new directory (inode and directory block) costs more than a
 //! small fsynced file. Reported next to the limit, not instead.
 
-use serde_json::json;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
 use crate::args::Args;
 use crate::limits::{fresh_dir, timed_threads};
-use crate::util::{random_bytes, round};
+use crate::util::random_bytes;
 
 /// One file, written through a temp name and renamed (as berth and the
 /// fsync limit do), fsynced when `durable`.
@@ -87,15 +86,5 @@ pub fn layout(a: &Args) -> Result<serde_json::Value, String> {
     let done = timed_threads(&dir, a.num("idle", Some(1.0))?, threads, secs, |t, n| {
         image(root, t, n, &blob).map_err(|e| e.to_string())
     })?;
-    let mut out = json!({
-        "threads": threads, "images": done.ops,
-        "secs": round(done.secs, 3),
-        "images_per_s": round(done.ops as f64 / done.secs, 1),
-        "machine_busy": round(done.machine_busy, 3),
-        "errors": done.errors,
-    });
-    if let Some(e) = done.first_error {
-        out["error"] = json!(e);
-    }
-    Ok(out)
+    Ok(done.json(threads, "images"))
 }

@@ -95,6 +95,25 @@ pub struct Threaded {
     pub machine_busy: f64,
 }
 
+impl Threaded {
+    /// The JSON line of a limit: `threads`, the count as `<unit>` and its
+    /// rate as `<unit>_per_s`, the window and the errors.
+    pub fn json(self, threads: usize, unit: &str) -> serde_json::Value {
+        let mut out = json!({
+            "threads": threads,
+            (unit): self.ops,
+            (format!("{unit}_per_s")): round(self.ops as f64 / self.secs, 1),
+            "secs": round(self.secs, 3),
+            "machine_busy": round(self.machine_busy, 3),
+            "errors": self.errors,
+        });
+        if let Some(e) = self.first_error {
+            out["error"] = json!(e);
+        }
+        out
+    }
+}
+
 /// Runs `op(thread, n)` in `threads` threads for `secs` seconds (at most a
 /// million times each), after `sync -f dir` and `idle` seconds, so that it
 /// starts from a clean filesystem as the storm sides do. A thread stops at
@@ -164,17 +183,7 @@ pub fn fsync(a: &Args) -> Result<serde_json::Value, String> {
         f.sync_all().map_err(|e| format!("{e}"))?;
         std::fs::rename(&tmp, &fin).map_err(|e| format!("{e}"))
     })?;
-    let mut out = json!({
-        "threads": threads, "ops": done.ops,
-        "secs": round(done.secs, 3),
-        "ops_per_s": round(done.ops as f64 / done.secs, 1),
-        "machine_busy": round(done.machine_busy, 3),
-        "errors": done.errors,
-    });
-    if let Some(e) = done.first_error {
-        out["error"] = json!(e);
-    }
-    Ok(out)
+    Ok(done.json(threads, "ops"))
 }
 
 /// VmRSS and VmHWM of a process, MiB.

@@ -71,13 +71,11 @@ const TMP_PREFIX: &str = ".tmp~";
 /// distribution's `filesystem` driver.
 #[derive(Debug, Clone)]
 pub struct FilesystemDriver {
-    root: PathBuf,
     /// Shared by clones, so every request of a registry joins one group.
     group: Arc<GroupSync>,
-    /// Per-file mode: every write fsyncs its file and directory at once
-    /// (and `sync` has nothing left to do) instead of joining the group.
-    fsync_each: bool,
-    /// The blocking operations behind the write calls.
+    /// The root, the sync mode (`fsync_each`: every write fsyncs its file
+    /// and directory at once, and `sync` has nothing left to do) and the
+    /// blocking operations behind the write calls.
     ops: Ops,
 }
 
@@ -115,12 +113,7 @@ impl FilesystemDriver {
         let root = root.into();
         Self {
             group: GroupSync::new(root.clone()),
-            ops: Ops {
-                root: root.clone(),
-                fsync_each,
-            },
-            root,
-            fsync_each,
+            ops: Ops { root, fsync_each },
         }
     }
 
@@ -293,7 +286,7 @@ impl StorageDriver for FilesystemDriver {
         let (group, ops) = (Arc::clone(&self.group), self.ops.clone());
         if !append {
             let open = Open::Replace {
-                root: self.root.clone(),
+                root: self.ops.root.clone(),
                 dest: full,
             };
             let slot = Slot::Pending(open);
@@ -395,7 +388,7 @@ impl StorageDriver for FilesystemDriver {
     }
 
     async fn sync(&self) -> StorageResult<()> {
-        if self.fsync_each {
+        if self.ops.fsync_each {
             return Ok(());
         }
         self.group.sync().await.map_err(backend)

@@ -90,9 +90,8 @@ pub(super) struct FsWriter {
     /// Set once a write failed: every later call fails too.
     broken: bool,
     group: Arc<GroupSync>,
-    /// The driver's per-file mode: fsync at finish, no group sync.
-    fsync_each: bool,
-    /// The driver's file operations, for a batch run with the finish.
+    /// The driver's file operations, for a batch run with the finish, and
+    /// its per-file mode (`fsync_each`: fsync at finish, no group sync).
     ops: Ops,
 }
 
@@ -122,7 +121,6 @@ impl FsWriter {
             buf_start,
             broken: false,
             group,
-            fsync_each: ops.fsync_each,
             ops,
         }
     }
@@ -202,7 +200,7 @@ impl FsWriter {
         let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
         let start = self.buf_start;
         // Per-file mode has no later group sync: every finish is durable.
-        let fsync = self.fsync_each;
+        let fsync = self.ops.fsync_each;
         let ops = self.ops.clone();
         // The opening (if still due), the last buffer, the rename and the
         // batch in one trip to the blocking pool.
@@ -225,7 +223,7 @@ impl FsWriter {
             ops.run(then)
         })
         .await?;
-        if durable && !self.fsync_each {
+        if durable && !fsync {
             self.group.sync().await.map_err(backend)?;
         }
         Ok(())
