@@ -85,6 +85,33 @@ async fn old_uploads_are_purged_fresh_ones_kept() {
     }
 }
 
+/// berth writes no `startedat`: its uploads are aged by their data's mtime,
+/// so one idle for longer than `age` is purged and a moving one is not.
+#[tokio::test]
+async fn uploads_without_startedat_age_by_their_data() {
+    for f in Fixture::all() {
+        let idle = start(&f, "p/idle").await;
+        assert!(
+            f.driver.stat(&format!("{idle}/startedat")).await.is_err(),
+            "{}: berth wrote a startedat",
+            f.kind
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let moving = start(&f, "p/moving").await;
+        let report = purge_uploads(
+            &f.registry,
+            &PurgeOptions {
+                age: Duration::from_secs(1),
+                dry_run: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.removed, vec![idle.clone()], "{}", f.kind);
+        assert!(exists(&f, &moving).await, "{}", f.kind);
+    }
+}
+
 #[tokio::test]
 async fn no_maintenance_workers_in_read_only_mode() {
     let f = Fixture::memory();
