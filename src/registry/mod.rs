@@ -8,6 +8,7 @@ mod listing;
 mod manifest_cache;
 mod manifests;
 mod referrers;
+mod upload_locks;
 mod uploads;
 
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Registry {
     driver: Arc<dyn StorageDriver>,
     options: RegistryOptions,
     hashers: Arc<uploads::HasherCache>,
+    /// One request at a time per upload session.
+    upload_locks: Arc<upload_locks::UploadLocks>,
     /// Digests used by requests recently; online GC keeps them (gc::tracker).
     recent: Arc<gc::tracker::RecentDigests>,
     /// Manifest bytes by digest (immutable, so never stale).
@@ -87,6 +90,7 @@ impl Registry {
             driver,
             options,
             hashers: Arc::new(uploads::HasherCache::default()),
+            upload_locks: Arc::new(upload_locks::UploadLocks::default()),
             recent: Arc::new(gc::tracker::RecentDigests::default()),
             manifests: Arc::new(manifest_cache::ManifestCache::default()),
             gc_stats: Arc::new(gc::stats::GcStats::default()),

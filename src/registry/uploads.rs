@@ -5,6 +5,7 @@
 //! in storage after each chunk (`hashstates/sha256/<offset>`, distribution's
 //! format), so a chunked push hashes every byte once even when its chunks land
 //! on different instances; only when no state is found is the data re-hashed.
+//! The requests of one session run one at a time (`upload_locks.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -189,6 +190,7 @@ impl Registry {
         range: Option<ByteRange>,
         body: impl BodyStream,
     ) -> RegistryResult<UploadStatus> {
+        let _session = self.upload_locks.lock(name, id).await;
         let (mut writer, mut hasher) = self.open_upload(name, id).await?;
         let start = writer.size();
         if let Some(r) = range {
@@ -231,6 +233,7 @@ impl Registry {
         digest: &Digest,
         body: Option<impl BodyStream>,
     ) -> RegistryResult<BlobInfo> {
+        let _session = self.upload_locks.lock(name, id).await;
         let (mut writer, mut hasher) = self.open_upload(name, id).await?;
         if hasher.as_ref().map(Hasher::algorithm) != Some(digest.algorithm()) {
             hasher = None;
@@ -262,7 +265,7 @@ impl Registry {
             if let Some(w) = pending.take() {
                 let _ = w.close().await;
             }
-            self.cancel_upload(name, id).await?;
+            self.remove_upload(name, id).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
@@ -309,8 +312,15 @@ impl Registry {
             .await
     }
 
-    /// Abandons an upload and removes its data. Errors: `UploadUnknown`.
+    /// Abandons an upload and removes its data (after any request still
+    /// working on it). Errors: `UploadUnknown`.
     pub async fn cancel_upload(&self, name: &RepoName, id: &UploadId) -> RegistryResult<()> {
+        let _session = self.upload_locks.lock(name, id).await;
+        self.remove_upload(name, id).await
+    }
+
+    /// Removes an upload's directory; the caller holds its session lock.
+    async fn remove_upload(&self, name: &RepoName, id: &UploadId) -> RegistryResult<()> {
         self.hashers.forget(name, id);
         if self
             .delete_if_exists(StoragePath::UploadDir { name, id })

@@ -269,6 +269,66 @@ async fn concurrent_pushes_of_the_same_blob() {
     }
 }
 
+/// Requests on one upload session run one at a time: a PUT that arrives
+/// while a PATCH is still streaming waits for it, then verifies exactly the
+/// bytes the PATCH wrote. (Without that, the PUT could verify and move the
+/// upload while the PATCH's open file kept writing into the new blob.)
+#[tokio::test]
+async fn a_put_waits_for_a_patch_in_flight_on_the_same_upload() {
+    use futures::SinkExt;
+    use std::time::{Duration, Instant};
+    for reg in TestRegistry::all() {
+        let r = reg
+            .req(Method::POST, "/v2/race/x/blobs/uploads/", &[], "")
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let loc = path_of(r.header("location").unwrap());
+        // More than a writer's first buffer, so the PATCH has data on
+        // storage (and a file open) while it waits for the rest.
+        let (part1, part2) = (vec![1u8; 256 << 10], vec![2u8; 100 << 10]);
+        let all = [part1.clone(), part2.clone()].concat();
+        let d = Digest::sha256_of(&all);
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let patch = reg.req(Method::PATCH, &loc, &[], axum::body::Body::from_stream(rx));
+        let put = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let r = reg
+                .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
+                .await;
+            (r, Instant::now())
+        };
+        let feed = async {
+            tx.send(Ok(part1)).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let body_ends = Instant::now();
+            tx.send(Ok(part2)).await.expect("send");
+            drop(tx);
+            body_ends
+        };
+        let (p, (put, put_done), body_ends) = tokio::join!(patch, put, feed);
+        assert_eq!(p.status, StatusCode::ACCEPTED, "{}: {:?}", reg.kind, p.body);
+        assert_eq!(
+            put.status,
+            StatusCode::CREATED,
+            "{}: {:?}",
+            reg.kind,
+            put.body
+        );
+        assert!(
+            put_done > body_ends,
+            "{}: the PUT answered before the PATCH's body had ended",
+            reg.kind
+        );
+        let r = reg.get(&format!("/v2/race/x/blobs/{d}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", reg.kind);
+        assert!(
+            r.body.as_ref() == all.as_slice(),
+            "{}: blob content",
+            reg.kind
+        );
+    }
+}
+
 #[tokio::test]
 async fn location_headers_behind_a_proxy() {
     let reg = TestRegistry::memory_with(|_| {});
