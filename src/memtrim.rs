@@ -38,7 +38,11 @@ pub fn spawn(interval: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHan
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let _ = tokio::task::spawn_blocking(trim).await;
+                    let _ = tokio::task::spawn_blocking(|| {
+                        crate::storage::filesystem::release_idle_buffers();
+                        trim();
+                    })
+                    .await;
                 }
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {

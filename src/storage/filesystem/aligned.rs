@@ -32,6 +32,16 @@ impl AlignedBuf {
         Self { raw, start, cap }
     }
 
+    /// A buffer of no capacity, allocating nothing: the placeholder left
+    /// where a buffer was taken away.
+    pub(super) fn empty() -> Self {
+        Self {
+            raw: Vec::new(),
+            start: 0,
+            cap: 0,
+        }
+    }
+
     /// Copies as much of `data` as fits; returns how many bytes it took.
     pub(super) fn extend(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.cap - self.len());

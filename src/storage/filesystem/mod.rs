@@ -35,6 +35,7 @@ use super::{
 };
 
 mod aligned;
+mod buf_pool;
 mod dir;
 mod group_sync;
 mod list_cache;
@@ -66,6 +67,12 @@ const FIRST_BUF_SIZE: usize = 64 << 10;
 
 /// Prefix of temp file names; `~` can never appear in a key.
 const TMP_PREFIX: &str = ".tmp~";
+
+/// Frees the writers' spare buffers if no upload took one since the last
+/// call; the periodic memory trim calls it, so an idle server keeps none.
+pub fn release_idle_buffers() {
+    buf_pool::POOL.release_idle();
+}
 
 /// Stores objects as plain files under a root directory, compatible with
 /// distribution's `filesystem` driver.

@@ -1,7 +1,8 @@
 //! Streaming writer of the filesystem driver.
 //!
 //! Bytes collect in a page-aligned buffer (64 KiB first, so a small blob
-//! costs no large allocation, then 4 MiB); each full buffer is written
+//! costs no large allocation, then 4 MiB ones from the process's pool,
+//! `buf_pool.rs`, given back when the writer is done); each full buffer is written
 //! by a blocking-pool thread with `O_DIRECT` while the request keeps
 //! receiving (and hashing) into a second buffer, so network, hashing and
 //! disk overlap. Direct writes skip the page cache: no copy into it, no
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
 use super::aligned::{AlignedBuf, ALIGN};
+use super::buf_pool::POOL;
 use super::group_sync::GroupSync;
 use super::ops::{Ops, Step};
 use super::target::Target;
@@ -172,7 +174,7 @@ impl FsWriter {
             .spare
             .take()
             .filter(|b| b.capacity() == BUF_SIZE)
-            .unwrap_or_else(|| AlignedBuf::new(BUF_SIZE));
+            .unwrap_or_else(|| POOL.take());
         let full = std::mem::replace(&mut self.buf, next);
         let offset = self.buf_start;
         self.buf_start += full.len() as u64;
@@ -197,7 +199,7 @@ impl FsWriter {
     /// with `durable`, waits for the group sync.
     async fn finish(mut self: Box<Self>, durable: bool, then: Vec<Step>) -> StorageResult<()> {
         let mut slot = self.take_target().await?;
-        let buf = std::mem::replace(&mut self.buf, AlignedBuf::new(0));
+        let buf = std::mem::replace(&mut self.buf, AlignedBuf::empty());
         let start = self.buf_start;
         // Per-file mode has no later group sync: every finish is durable.
         let fsync = self.ops.fsync_each;
@@ -216,6 +218,7 @@ impl FsWriter {
             target
                 .write_at(&data[bulk..], start + bulk as u64, false)
                 .map_err(backend)?;
+            POOL.give(buf);
             match std::mem::replace(&mut slot, Slot::Gone) {
                 Slot::Ready(target) => target.finish(fsync).map_err(backend)?,
                 _ => return Err(backend("writer abandoned")),
@@ -238,6 +241,10 @@ impl Drop for FsWriter {
     fn drop(&mut self) {
         let taken = std::mem::replace(&mut *lock(&self.target), Slot::Gone);
         drop(taken);
+        if let Some(spare) = self.spare.take() {
+            POOL.give(spare);
+        }
+        POOL.give(std::mem::replace(&mut self.buf, AlignedBuf::empty()));
     }
 }
 
