@@ -2,8 +2,8 @@
 //!
 //! Bytes collect in a page-aligned buffer (64 KiB first, so a small blob
 //! costs no large allocation, then 4 MiB ones from the process's pool,
-//! `buf_pool.rs`, given back when the writer is done); each full buffer is written
-//! by a blocking-pool thread with `O_DIRECT` while the request keeps
+//! `buf_pool.rs`, given back when the writer is done); each full buffer is
+//! written by a blocking-pool thread with `O_DIRECT` while the request keeps
 //! receiving (and hashing) into a second buffer, so network, hashing and
 //! disk overlap. Direct writes skip the page cache: no copy into it, no
 //! dirty pages to write back at commit (measured: docs/performance.md). The
