@@ -35,18 +35,26 @@ pub fn trim() {
 /// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` is left to decide.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn limit_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
-        || std::env::var_os("GLIBC_TUNABLES").is_some()
-    {
-        return;
-    }
+    let overridden = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES").is_some();
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let arenas = libc::c_int::try_from(cpus.clamp(1, 1024)).unwrap_or(2);
-    // SAFETY: mallopt takes plain integers and only sets a glibc parameter
-    // (under its own lock); it touches no memory of ours.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    if let Some(arenas) = arena_cap(overridden, cpus) {
+        // SAFETY: mallopt takes plain integers and only sets a glibc
+        // parameter (under its own lock); it touches no memory of ours.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
+}
+
+/// The arena cap for `cpus` CPUs, or none when the operator's environment
+/// already sets the allocator up.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+fn arena_cap(overridden: bool, cpus: usize) -> Option<std::ffi::c_int> {
+    if overridden {
+        return None;
+    }
+    std::ffi::c_int::try_from(cpus.clamp(1, 1024)).ok()
 }
 
 /// Outside glibc there are no arenas to cap.
@@ -84,7 +92,7 @@ pub fn spawn(interval: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHan
 
 #[cfg(test)]
 mod tests {
-    use super::{spawn, trim};
+    use super::{arena_cap, spawn, trim};
     use std::time::Duration;
 
     fn rss_kib() -> u64 {
@@ -126,5 +134,17 @@ mod tests {
             .await
             .expect("stopped")
             .expect("no panic");
+    }
+
+    #[test]
+    fn one_arena_per_cpu_unless_the_environment_decides() {
+        assert_eq!(arena_cap(false, 2), Some(2));
+        assert_eq!(arena_cap(false, 64), Some(64));
+        assert_eq!(arena_cap(false, 0), Some(1), "at least one");
+        assert_eq!(
+            arena_cap(true, 2),
+            None,
+            "MALLOC_ARENA_MAX or GLIBC_TUNABLES set"
+        );
     }
 }

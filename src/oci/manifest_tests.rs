@@ -201,6 +201,20 @@ fn ok(ct: Option<&str>, body: &str) -> ParsedManifest {
     }
 }
 
+/// The OCI image and index fixtures without their body `mediaType`, so the
+/// kind must come from the header or the shape.
+fn without_body_media_types() -> (String, String) {
+    let image = OCI_IMAGE.replace(
+        r#""mediaType": "application/vnd.oci.image.manifest.v1+json","#,
+        "",
+    );
+    let index = OCI_IDX.replace(
+        r#""mediaType": "application/vnd.oci.image.index.v1+json","#,
+        "",
+    );
+    (image, index)
+}
+
 fn sha(c: char) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }

@@ -33,10 +33,16 @@ pub(super) struct UploadGuard<'a> {
     guard: Option<OwnedMutexGuard<()>>,
 }
 
+/// The key of upload session `id` of `name` in per-session maps (this
+/// lock table, the running hashes).
+pub(super) fn session_key(name: &RepoName, id: &UploadId) -> String {
+    format!("{name}\n{id}")
+}
+
 impl UploadLocks {
     /// Waits until no other request works on upload `id` of `name`.
     pub(super) async fn lock(&self, name: &RepoName, id: &UploadId) -> UploadGuard<'_> {
-        let key = format!("{name}\n{id}");
+        let key = session_key(name, id);
         let lock = {
             let mut held = self.map();
             let entry = held.entry(key.clone()).or_default();

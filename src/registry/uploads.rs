@@ -46,14 +46,10 @@ pub(super) struct HasherCache {
 }
 
 impl HasherCache {
-    fn key(name: &RepoName, id: &UploadId) -> String {
-        format!("{name}\n{id}")
-    }
-
     /// Takes the hasher if it is valid for `offset`.
     fn take(&self, name: &RepoName, id: &UploadId, offset: u64) -> Option<Hasher> {
         let mut map = self.inner.lock().ok()?;
-        match map.remove(&Self::key(name, id)) {
+        match map.remove(&super::upload_locks::session_key(name, id)) {
             Some((at, h)) if at == offset => Some(h),
             _ => None,
         }
@@ -66,13 +62,13 @@ impl HasherCache {
                     map.remove(&k);
                 }
             }
-            map.insert(Self::key(name, id), (offset, hasher));
+            map.insert(super::upload_locks::session_key(name, id), (offset, hasher));
         }
     }
 
     fn forget(&self, name: &RepoName, id: &UploadId) {
         if let Ok(mut map) = self.inner.lock() {
-            map.remove(&Self::key(name, id));
+            map.remove(&super::upload_locks::session_key(name, id));
         }
     }
 }

@@ -127,14 +127,7 @@ fn oci_artifact_with_empty_layers() {
 
 #[test]
 fn media_type_inferred_without_body_media_type() {
-    let image = OCI_IMAGE.replace(
-        r#""mediaType": "application/vnd.oci.image.manifest.v1+json","#,
-        "",
-    );
-    let index = OCI_IDX.replace(
-        r#""mediaType": "application/vnd.oci.image.index.v1+json","#,
-        "",
-    );
+    let (image, index) = without_body_media_types();
     assert!(!image.contains(OCI_MANIFEST) && !index.contains(OCI_INDEX));
     let table: [(Option<&str>, &str, &str, ManifestKind); 8] = [
         (None, &image, OCI_MANIFEST, ManifestKind::Image),

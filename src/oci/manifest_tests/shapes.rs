@@ -5,14 +5,7 @@ use super::*;
 
 #[test]
 fn detects_media_type() {
-    let image = OCI_IMAGE.replace(
-        r#""mediaType": "application/vnd.oci.image.manifest.v1+json","#,
-        "",
-    );
-    let index = OCI_IDX.replace(
-        r#""mediaType": "application/vnd.oci.image.index.v1+json","#,
-        "",
-    );
+    let (image, index) = without_body_media_types();
     let table: [(&[u8], Option<&str>); 12] = [
         (DOCKER_V2.as_bytes(), Some(DOCKER_MANIFEST)),
         (DOCKER_LIST.as_bytes(), Some(DOCKER_MANIFEST_LIST)),
