@@ -241,58 +241,95 @@ impl Registry {
             }
         }
         let size = writer.size();
-        let data_key = StoragePath::UploadData { name, id }.to_key();
-        // With a running hash the digest is known before the data is
-        // committed, so the commit and the batch below share one step;
-        // without one the data is committed first and read back.
-        let mut pending = Some(writer);
-        let actual = match hasher {
-            Some(h) => h.finish(),
-            None => {
-                if let Some(w) = pending.take() {
-                    w.commit_deferred().await?;
-                }
-                self.hash_object(&data_key, digest.algorithm()).await?
-            }
-        };
-        if &actual != digest {
-            // Closed (not cancelled) so the upload is still there for
-            // `cancel_upload` to remove, whatever the backend.
-            if let Some(w) = pending.take() {
-                let _ = w.close().await;
-            }
-            self.remove_upload(name, id).await?;
-            return Err(RegistryError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        // The move into blobs/, the repository's link and the upload's
-        // clean-up in one batch; one flush makes the data, the move and the
-        // link durable before the 201 (shared with concurrent requests).
-        let mut writes = Vec::with_capacity(3);
-        if self.global_blob_size(digest).await? != Some(size) {
-            writes.push(DeferredWrite::Move {
-                from: data_key,
-                to: StoragePath::BlobData { digest }.to_key(),
-            });
-        }
-        writes.extend(
-            self.link_write(StoragePath::LayerLink { name, digest }, digest)
-                .await,
-        );
-        writes.push(DeferredWrite::DeleteIfExists {
+        let blob_key = StoragePath::BlobData { digest }.to_key();
+        let needs_blob = self.global_blob_size(digest).await? != Some(size);
+        let mut then: Vec<DeferredWrite> = self
+            .link_write(StoragePath::LayerLink { name, digest }, digest)
+            .await
+            .into_iter()
+            .collect();
+        then.push(DeferredWrite::DeleteIfExists {
             key: StoragePath::UploadDir { name, id }.to_key(),
         });
-        match pending {
-            Some(w) => w.commit_deferred_then(self.driver.as_ref(), writes).await?,
-            None => self.driver.apply_deferred(writes).await?,
+        match hasher {
+            // The digest is known before anything is committed: the bytes
+            // this request wrote go straight to the blob (or are dropped
+            // when it exists), its link and the upload's clean-up in the
+            // same step.
+            Some(h) => {
+                let actual = h.finish();
+                if &actual != digest {
+                    return self
+                        .discard_mismatch(writer, name, id, digest, actual)
+                        .await;
+                }
+                if needs_blob {
+                    writer
+                        .commit_to_then(self.driver.as_ref(), &blob_key, then)
+                        .await?;
+                } else {
+                    writer
+                        .commit_deferred_then(self.driver.as_ref(), then)
+                        .await?;
+                }
+            }
+            // No running hash: the bytes are committed under a name only
+            // this request knows, read back and hashed there, and that very
+            // object becomes the blob.
+            None => {
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let verifying = StoragePath::UploadVerifying {
+                    name,
+                    id,
+                    nonce: &nonce,
+                }
+                .to_key();
+                writer
+                    .commit_to_then(self.driver.as_ref(), &verifying, Vec::new())
+                    .await?;
+                let actual = self.hash_object(&verifying, digest.algorithm()).await?;
+                if &actual != digest {
+                    self.remove_upload(name, id).await?;
+                    return Err(RegistryError::DigestMismatch {
+                        expected: digest.clone(),
+                        actual,
+                    });
+                }
+                let mut writes = Vec::with_capacity(then.len() + 1);
+                if needs_blob {
+                    writes.push(DeferredWrite::Move {
+                        from: verifying,
+                        to: blob_key,
+                    });
+                }
+                writes.extend(then);
+                self.driver.apply_deferred(writes).await?;
+            }
         }
         self.driver.sync().await?;
         self.hashers.forget(name, id);
         Ok(BlobInfo {
             digest: digest.clone(),
             size,
+        })
+    }
+
+    /// Ends an upload whose bytes do not match the digest the client sent:
+    /// the writer is closed (not cancelled, so the upload is still there for
+    /// `remove_upload` on every backend), then the upload is removed.
+    async fn discard_mismatch(
+        &self,
+        writer: Box<dyn FileWriter>,
+        name: &RepoName,
+        id: &UploadId,
+        expected: &Digest,
+        actual: Digest,
+    ) -> RegistryResult<BlobInfo> {
+        let _ = writer.close().await;
+        self.remove_upload(name, id).await?;
+        Err(RegistryError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
         })
     }
 

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    validate_path, BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult,
+    validate_path, BoxReader, DeferredWrite, FileInfo, FileWriter, StorageDriver, StorageError,
+    StorageResult,
 };
 
 const DRIVER: &str = "inmemory";
@@ -279,6 +280,20 @@ impl FileWriter for MemoryWriter {
 
     async fn commit(self: Box<Self>) -> StorageResult<()> {
         self.publish()
+    }
+
+    async fn commit_to_then(
+        self: Box<Self>,
+        driver: &dyn StorageDriver,
+        dest: &str,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()> {
+        validate_path(dest)?;
+        {
+            let mut map = write_lock(&self.objects);
+            store(&mut map, dest, Bytes::from(self.buf))?;
+        }
+        driver.apply_deferred(then).await
     }
 
     async fn close(self: Box<Self>) -> StorageResult<()> {

@@ -265,6 +265,23 @@ pub trait FileWriter: Send {
         driver.apply_deferred(then).await
     }
 
+    /// Commits what this writer holds at `dest` instead of at its own path
+    /// (left for `then` to remove: it may still hold what it held before the
+    /// writer opened, or nothing), durable once a later
+    /// [`StorageDriver::sync`] returns, then applies `then` as
+    /// `driver.apply_deferred` does; `driver` must be the driver that made
+    /// this writer. What appears at `dest` is exactly what went through this
+    /// writer (with what it resumed from), even when another process
+    /// rewrites the writer's path meanwhile: an upload finished on one
+    /// replica publishes the bytes it verified, not a chunk another replica
+    /// saved after the check.
+    async fn commit_to_then(
+        self: Box<Self>,
+        driver: &dyn StorageDriver,
+        dest: &str,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()>;
+
     /// Persists what was written so that a later `writer(path, true)` can
     /// continue it, without committing, from this or any other process
     /// sharing the storage. Used between upload chunks. `stat` then reports

@@ -80,6 +80,14 @@ pub enum StoragePath<'a> {
         name: &'a RepoName,
         id: &'a UploadId,
     },
+    /// An upload's bytes being verified by one request without a running
+    /// hash: moved out of `data` first, so no other writer of the upload
+    /// can change what is hashed and then published.
+    UploadVerifying {
+        name: &'a RepoName,
+        id: &'a UploadId,
+        nonce: &'a str,
+    },
     /// When the upload started (RFC 3339): written by registry:2 (berth
     /// ages its own uploads by `data`'s mtime), read by upload purging.
     UploadStartedAt {
@@ -154,6 +162,9 @@ impl StoragePath<'_> {
             UploadsDir { name } => format!("{}/_uploads", repo(name)),
             UploadDir { name, id } => format!("{}/_uploads/{id}", repo(name)),
             UploadData { name, id } => format!("{}/_uploads/{id}/data", repo(name)),
+            UploadVerifying { name, id, nonce } => {
+                format!("{}/_uploads/{id}/verifying-{nonce}", repo(name))
+            }
             UploadStartedAt { name, id } => format!("{}/_uploads/{id}/startedat", repo(name)),
             UploadHashStatesDir { name, id, alg } => {
                 format!("{}/_uploads/{id}/hashstates/{}", repo(name), alg.as_str())

@@ -18,6 +18,7 @@ mod auth;
 mod blobs;
 mod listing;
 mod manifests;
+mod replica_races;
 mod socket;
 mod support;
 mod uploads;

@@ -27,6 +27,14 @@ pub struct TestRegistry {
 
 pub use crate::oneshot::Resp;
 
+/// The path part of a Location header.
+pub fn path_of(location: &str) -> String {
+    location
+        .strip_prefix("http://registry.test")
+        .unwrap_or(location)
+        .to_string()
+}
+
 impl TestRegistry {
     /// One registry per backend, each with `configure` applied.
     pub fn all_with(configure: impl Fn(&mut Config)) -> Vec<TestRegistry> {
@@ -113,6 +121,60 @@ impl TestRegistry {
             kind: "filesystem",
             _dir: None,
         }
+    }
+
+    /// Two registries per backend on one storage, as two replicas behind a
+    /// load balancer: separate processes' state (upload locks, caches),
+    /// separate driver instances where the backend has them.
+    pub fn replica_pairs() -> Vec<(TestRegistry, TestRegistry)> {
+        Self::replica_pairs_with(|d| d)
+    }
+
+    /// `replica_pairs` with the second replica's driver wrapped (to slow
+    /// one step down and open a race window).
+    pub fn replica_pairs_with(
+        wrap_b: impl Fn(Arc<dyn StorageDriver>) -> Arc<dyn StorageDriver>,
+    ) -> Vec<(TestRegistry, TestRegistry)> {
+        let app = |d: Arc<dyn StorageDriver>| {
+            let mut cfg = Config::default();
+            cfg.storage.delete.enabled = true;
+            berth::app::build_app(cfg, d).expect("app")
+        };
+        let pair = |a: Arc<dyn StorageDriver>, b: Arc<dyn StorageDriver>, kind, dir| {
+            let one = TestRegistry {
+                app: app(a),
+                root: None,
+                kind,
+                _dir: dir,
+            };
+            let two = TestRegistry {
+                app: app(wrap_b(b)),
+                root: None,
+                kind,
+                _dir: None,
+            };
+            (one, two)
+        };
+        let mut out = Vec::new();
+        let mem: Arc<dyn StorageDriver> = Arc::new(MemoryDriver::new());
+        out.push(pair(mem.clone(), mem, "memory", None));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (
+            Arc::new(FilesystemDriver::new(dir.path())),
+            Arc::new(FilesystemDriver::new(dir.path())),
+        );
+        out.push(pair(a, b, "filesystem", Some(dir)));
+        if let Some(garage) = crate::s3::garage() {
+            let root = crate::s3::fresh_root("replicas");
+            let (a, b) = (garage.driver(&root, false), garage.driver(&root, false));
+            out.push(pair(Arc::new(a), Arc::new(b), "garage", None));
+        }
+        if let Some(azurite) = crate::azure::azurite() {
+            let root = crate::s3::fresh_root("replicas");
+            let (a, b) = (azurite.driver(&root, false), azurite.driver(&root, false));
+            out.push(pair(Arc::new(a), Arc::new(b), "azurite", None));
+        }
+        out
     }
 
     /// One registry per backend with deletes enabled.

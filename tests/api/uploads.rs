@@ -3,15 +3,7 @@
 use axum::http::{Method, StatusCode};
 use berth::oci::digest::{Algorithm, Digest};
 
-use crate::support::TestRegistry;
-
-/// The path part of a Location header.
-fn path_of(location: &str) -> String {
-    location
-        .strip_prefix("http://registry.test")
-        .unwrap_or(location)
-        .to_string()
-}
+use crate::support::{path_of, TestRegistry};
 
 #[tokio::test]
 async fn chunked_upload_with_content_range() {

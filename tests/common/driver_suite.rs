@@ -95,6 +95,7 @@ macro_rules! storage_driver_suite {
             batch_applies_in_order,
             batch_stops_at_first_error,
             batch_completes_uploads,
+            commit_to_publishes_the_writers_bytes,
         );
     };
     (@cases $module:ident, $fixture:expr; $($case:ident),* $(,)?) => {

@@ -207,3 +207,43 @@ pub async fn deferred_writes_then_sync(d: Driver) {
         "exactly the written objects, no temp files"
     );
 }
+
+/// `commit_to_then` puts exactly the writer's bytes (what it resumed from
+/// and what it wrote) at another key, then applies the batch, for a small
+/// upload and for one past a multipart part.
+pub async fn commit_to_publishes_the_writers_bytes(d: Driver) {
+    let b = base();
+    for (upload, first, more) in [("small", 70_000, 1_000), ("large", 70_000, 9_000_000)] {
+        let dir = format!("{b}/_uploads/{upload}");
+        let data = format!("{dir}/data");
+        let head = pseudo_random(7, first);
+        let mut w = writer(&d, &data, false).await;
+        w.write(&head).await.expect("write");
+        w.close().await.expect("close");
+        let tail = pseudo_random(8, more);
+        let mut w = writer(&d, &data, true).await;
+        w.write(&tail).await.expect("write");
+        let dest = format!("{b}/blobs/sha256/cd/{upload}/data");
+        let link = format!("{b}/repo/_layers/sha256/{upload}/link");
+        w.commit_to_then(
+            d.as_ref(),
+            &dest,
+            vec![put_write(&link, b"sha256:x"), delete_write(&dir)],
+        )
+        .await
+        .expect("commit_to_then");
+        d.sync().await.expect("sync");
+        let got = get(&d, &dest).await;
+        assert_eq!(got.len(), first + more, "{upload}: size at dest");
+        assert!(
+            got == [head.clone(), tail].concat(),
+            "{upload}: bytes at dest"
+        );
+        assert_eq!(get(&d, &link).await, b"sha256:x", "{upload}: batch applied");
+        assert_eq!(
+            kind(&d.stat(&data).await),
+            "not_found",
+            "{upload}: upload removed"
+        );
+    }
+}

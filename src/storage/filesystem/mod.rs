@@ -36,6 +36,7 @@ use super::{
 
 mod aligned;
 mod buf_pool;
+mod claim;
 mod dir;
 mod group_sync;
 mod list_cache;
@@ -45,6 +46,7 @@ mod target;
 mod writer;
 
 use aligned::ALIGN;
+use claim::Claim;
 use dir::{is_key_name, Names};
 use group_sync::GroupSync;
 use list_cache::Stamp;
@@ -306,22 +308,12 @@ impl StorageDriver for FilesystemDriver {
                 group,
             )));
         }
-        tokio::task::consume_budget().await;
-        let meta = fs::metadata(&full).map_err(|e| read_err(path, e))?;
-        if meta.is_dir() {
-            return Err(StorageError::NotFound(key));
-        }
-        let len = meta.len();
+        let claim = Claim::acquire(&full, path).await?;
+        let len = claim.metadata()?.len();
         if len.is_multiple_of(ALIGN as u64) {
             let slot = Slot::Pending(Open::Append { path: full, len });
-            return Ok(Box::new(FsWriter::new(
-                key,
-                slot,
-                len,
-                (len, Vec::new()),
-                ops,
-                group,
-            )));
+            let w = FsWriter::new(key, slot, len, (len, Vec::new()), ops, group);
+            return Ok(Box::new(w.with_claim(claim)));
         }
         let k = key.clone();
         let (target, resume) = blocking(move || {
@@ -332,7 +324,8 @@ impl StorageDriver for FilesystemDriver {
         .await?;
         let size = target.base_len();
         let slot = Slot::Ready(target);
-        Ok(Box::new(FsWriter::new(key, slot, size, resume, ops, group)))
+        let w = FsWriter::new(key, slot, size, resume, ops, group);
+        Ok(Box::new(w.with_claim(claim)))
     }
 
     /// Inline on the async thread for the same reason as `get_content`: one

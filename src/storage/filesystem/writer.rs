@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::aligned::{AlignedBuf, ALIGN};
 use super::buf_pool::POOL;
+use super::claim::Claim;
 use super::group_sync::GroupSync;
 use super::ops::{Ops, Step};
 use super::target::Target;
@@ -95,6 +96,9 @@ pub(super) struct FsWriter {
     /// The driver's file operations, for a batch run with the finish, and
     /// its per-file mode (`fsync_each`: fsync at finish, no group sync).
     ops: Ops,
+    /// An append writer's claim on its upload, released when the writer is
+    /// dropped, after its finish (`claim.rs`).
+    claim: Option<Claim>,
 }
 
 impl FsWriter {
@@ -124,7 +128,14 @@ impl FsWriter {
             broken: false,
             group,
             ops,
+            claim: None,
         }
+    }
+
+    /// The writer, holding `claim` until it is dropped.
+    pub(super) fn with_claim(mut self, claim: Claim) -> Self {
+        self.claim = Some(claim);
+        self
     }
 
     fn failed(&self) -> crate::storage::StorageError {
@@ -284,6 +295,26 @@ impl FileWriter for FsWriter {
         then: Vec<DeferredWrite>,
     ) -> StorageResult<()> {
         let steps = self.ops.steps(then)?;
+        self.finish(false, steps).await
+    }
+
+    /// A rename into place in the finish's trip, as `then` would do it; the
+    /// file renamed is the one this writer wrote, and the upload's claim
+    /// (held until the writer is dropped) keeps other processes' writers
+    /// of the same upload out until it is gone.
+    async fn commit_to_then(
+        self: Box<Self>,
+        _driver: &dyn StorageDriver,
+        dest: &str,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()> {
+        let mut writes = Vec::with_capacity(then.len() + 1);
+        writes.push(DeferredWrite::Move {
+            from: self.key.clone(),
+            to: dest.to_string(),
+        });
+        writes.extend(then);
+        let steps = self.ops.steps(writes)?;
         self.finish(false, steps).await
     }
 

@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use super::inner::{discard_blocks, is_marked, marker};
 use super::Inner;
-use crate::storage::{FileWriter, StorageError, StorageResult};
+use crate::storage::{DeferredWrite, FileWriter, StorageDriver, StorageError, StorageResult};
 
 /// Suffix of the state object next to an upload's data key.
 pub(super) const STATE_SUFFIX: &str = "~upload";
@@ -406,6 +406,31 @@ impl FileWriter for ObjectWriter {
         self.finished = true;
         d.delete_paths(vec![state_path(&self.path), tail_path(&self.path)])
             .await
+    }
+
+    /// Below one part the buffer holds everything: one PUT at `dest`, the
+    /// upload's key untouched. With parts, the upload is completed at its
+    /// key and copied to `dest` (a multipart upload cannot end elsewhere),
+    /// which leaves the window `docs/replicas.md` describes.
+    async fn commit_to_then(
+        mut self: Box<Self>,
+        driver: &dyn StorageDriver,
+        dest: &str,
+        then: Vec<DeferredWrite>,
+    ) -> StorageResult<()> {
+        self.drain().await?;
+        if self.upload.is_some() {
+            let key = self.key.clone();
+            self.commit().await?;
+            driver.move_deferred(&key, dest).await?;
+            return driver.apply_deferred(then).await;
+        }
+        let d = self.d.clone();
+        let dest_path = d.path(dest)?;
+        let data = self.buf.split().freeze();
+        d.put(dest, &dest_path, data, Attributes::new()).await?;
+        self.finished = true;
+        driver.apply_deferred(then).await
     }
 
     async fn close(mut self: Box<Self>) -> StorageResult<()> {

@@ -1,0 +1,228 @@
+//! Two replicas on one storage and one upload session: whatever order their
+//! requests interleave in, a blob that becomes visible holds exactly the
+//! bytes of its digest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use berth::oci::digest::Digest;
+use berth::storage::{
+    BoxReader, ByteStream, DeferredWrite, FileInfo, FileWriter, StorageDriver, StorageResult,
+};
+use bytes::Bytes;
+use futures::SinkExt;
+
+use crate::support::{path_of, Resp, TestRegistry};
+
+/// A driver that waits `MOVE_DELAY` before every batch holding a move (the
+/// step that makes an upload a blob), and otherwise passes every call on.
+struct SlowMoves(Arc<dyn StorageDriver>);
+
+const MOVE_DELAY: Duration = Duration::from_millis(700);
+
+#[async_trait]
+impl StorageDriver for SlowMoves {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    async fn get_content(&self, p: &str) -> StorageResult<Bytes> {
+        self.0.get_content(p).await
+    }
+    async fn put_content(&self, p: &str, c: Bytes) -> StorageResult<()> {
+        self.0.put_content(p, c).await
+    }
+    async fn put_deferred(&self, p: &str, c: Bytes) -> StorageResult<()> {
+        self.0.put_deferred(p, c).await
+    }
+    async fn reader(&self, p: &str, o: u64) -> StorageResult<BoxReader> {
+        self.0.reader(p, o).await
+    }
+    async fn read_stream(&self, p: &str, o: u64, l: u64) -> StorageResult<ByteStream> {
+        self.0.read_stream(p, o, l).await
+    }
+    async fn writer(&self, p: &str, a: bool) -> StorageResult<Box<dyn FileWriter>> {
+        self.0.writer(p, a).await
+    }
+    async fn stat(&self, p: &str) -> StorageResult<FileInfo> {
+        self.0.stat(p).await
+    }
+    async fn list(&self, p: &str) -> StorageResult<Vec<String>> {
+        self.0.list(p).await
+    }
+    async fn move_object(&self, s: &str, d: &str) -> StorageResult<()> {
+        tokio::time::sleep(MOVE_DELAY).await;
+        self.0.move_object(s, d).await
+    }
+    async fn move_deferred(&self, s: &str, d: &str) -> StorageResult<()> {
+        tokio::time::sleep(MOVE_DELAY).await;
+        self.0.move_deferred(s, d).await
+    }
+    async fn sync(&self) -> StorageResult<()> {
+        self.0.sync().await
+    }
+    async fn apply_deferred(&self, writes: Vec<DeferredWrite>) -> StorageResult<()> {
+        if writes
+            .iter()
+            .any(|w| matches!(w, DeferredWrite::Move { .. }))
+        {
+            tokio::time::sleep(MOVE_DELAY).await;
+        }
+        self.0.apply_deferred(writes).await
+    }
+    async fn delete(&self, p: &str) -> StorageResult<()> {
+        self.0.delete(p).await
+    }
+}
+
+/// What a race left: the PUT's answer and, per replica, the blob's bytes
+/// (or `None` when absent).
+struct Outcome {
+    kind: &'static str,
+    put: Resp,
+    blobs: Vec<Option<Vec<u8>>>,
+}
+
+/// Replica A stores `chunk0`, then streams a PATCH that sends `first`
+/// bytes of 0xee, waits `hold`, and ends; `put_after` into it, replica B
+/// sends the PUT of `last`, with the digest `digest_of(chunk0, first, last)`.
+async fn race(
+    a: &TestRegistry,
+    b: &TestRegistry,
+    repo: &str,
+    first: usize,
+    hold: Duration,
+    put_after: Duration,
+    digest_of: impl Fn(&[u8], &[u8], &[u8]) -> Digest,
+) -> (Digest, Outcome) {
+    let kind = a.kind;
+    let r = a
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], "")
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{kind}");
+    let loc = path_of(r.header("location").unwrap());
+    let chunk0 = vec![1u8; 64 << 10];
+    let r = a.req(Method::PATCH, &loc, &[], chunk0.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{kind}: {:?}", r.body);
+    let (a_first, last) = (vec![0xeeu8; first], vec![2u8; 32 << 10]);
+    let d = digest_of(&chunk0, &a_first, &last);
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let patch = a.req(Method::PATCH, &loc, &[], axum::body::Body::from_stream(rx));
+    let put = async {
+        tokio::time::sleep(put_after).await;
+        b.req(Method::PUT, &format!("{loc}?digest={d}"), &[], last.clone())
+            .await
+    };
+    let feed = async {
+        tx.send(Ok(a_first)).await.expect("send");
+        tokio::time::sleep(hold).await;
+        tx.send(Ok(vec![0xef; 16 << 10])).await.expect("send");
+        drop(tx);
+    };
+    let (_patch, put, ()) = tokio::join!(patch, put, feed);
+    let mut blobs = Vec::new();
+    for reg in [a, b] {
+        let r = reg.get(&format!("/v2/{repo}/blobs/{d}")).await;
+        blobs.push(match r.status {
+            StatusCode::OK => Some(r.body.to_vec()),
+            s => {
+                assert_eq!(s, StatusCode::NOT_FOUND, "{kind}");
+                None
+            }
+        });
+    }
+    (d, Outcome { kind, put, blobs })
+}
+
+impl Outcome {
+    /// What is wrong: a blob under `d` whose bytes are not `d`'s, a 201
+    /// without the blob, or a failed PUT that is not a spec error.
+    fn faults(&self, d: &Digest) -> Vec<String> {
+        let (kind, status) = (self.kind, self.put.status);
+        let mut out = Vec::new();
+        if status != StatusCode::CREATED {
+            let body = String::from_utf8_lossy(&self.put.body);
+            if !(status.is_client_error() && body.contains("\"code\"")) {
+                out.push(format!("{kind}: PUT answered {status} {body}"));
+            }
+        }
+        for blob in &self.blobs {
+            match blob {
+                Some(bytes) if Digest::sha256_of(bytes) != *d => out.push(format!(
+                    "{kind}: the blob under {d} holds other bytes ({} bytes; PUT answered {status})",
+                    bytes.len()
+                )),
+                None if status == StatusCode::CREATED => {
+                    out.push(format!("{kind}: PUT answered 201, no blob"))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn honest(chunk0: &[u8], _a: &[u8], last: &[u8]) -> Digest {
+    Digest::sha256_of(&[chunk0, last].concat())
+}
+
+/// Replica A streams a PATCH of other bytes while replica B finishes the
+/// upload with a PUT whose digest covers only the stored chunk and the
+/// PUT's own body (a retried or hostile client). B may win (its blob is
+/// then exactly those bytes) or lose with a spec error; never may a blob
+/// appear under the digest with A's bytes in it.
+#[tokio::test]
+async fn a_patch_on_one_replica_never_leaks_into_a_blob_finished_on_another() {
+    let mut faults = Vec::new();
+    for (a, b) in TestRegistry::replica_pairs() {
+        let ms = Duration::from_millis;
+        let (d, out) = race(&a, &b, "race/y", 300 << 10, ms(600), ms(150), honest).await;
+        faults.extend(out.faults(&d));
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
+
+/// The same race with its window held open: replica B has verified its
+/// bytes and is about to make them the blob (its move is slowed down) when
+/// replica A's PATCH ends and saves A's bytes as the upload's data. The
+/// blob must still hold B's bytes: what was verified is what is published.
+#[tokio::test]
+async fn bytes_saved_by_another_replica_after_the_digest_check_are_not_published() {
+    let mut faults = Vec::new();
+    for (a, b) in TestRegistry::replica_pairs_with(|d| Arc::new(SlowMoves(d))) {
+        let ms = Duration::from_millis;
+        let (d, out) = race(&a, &b, "race/z", 16 << 10, ms(400), ms(100), honest).await;
+        faults.extend(out.faults(&d));
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
+
+/// Replica A's PATCH has written its first buffer to the upload's file and
+/// keeps it open; replica B's PUT claims a digest over the stored bytes
+/// (A's included) and its own. Were B to verify and move the file now, A's
+/// next write would land inside the new blob. B must wait for A (and then
+/// refuse the digest) or A must fail: the blob is never A's rewrite.
+#[tokio::test]
+async fn a_writer_open_on_one_replica_never_writes_into_a_blob_moved_by_another() {
+    let mut faults = Vec::new();
+    for (a, b) in TestRegistry::replica_pairs() {
+        let ms = Duration::from_millis;
+        // The filesystem writer writes its first 64 KiB buffer out when it
+        // fills and keeps the rest (under 4 MiB) buffered: the digest
+        // covers what is on disk when B arrives.
+        let (over_first_buffer, on_disk) = (192 << 10, 64 << 10);
+        let (d, out) = race(
+            &a,
+            &b,
+            "race/w",
+            over_first_buffer,
+            ms(600),
+            ms(250),
+            |c, a, l| Digest::sha256_of(&[c, &a[..on_disk], l].concat()),
+        )
+        .await;
+        faults.extend(out.faults(&d));
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
