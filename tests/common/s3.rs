@@ -267,6 +267,23 @@ impl S3Server {
             })
             .collect()
     }
+
+    /// Keys of the objects under `prefix` (no leading slash), the driver's
+    /// own `~` names included, from ListObjectsV2 (first 1,000).
+    pub fn object_keys(&self, prefix: &str) -> Vec<String> {
+        let (status, body) = self
+            .signed("GET", &format!("/{BUCKET}?list-type=2&prefix={prefix}"))
+            .expect("ListObjectsV2");
+        assert_eq!(status, 200, "ListObjectsV2: {body}");
+        body.split("<Contents>")
+            .skip(1)
+            .filter_map(|u| {
+                let start = u.find("<Key>")? + "<Key>".len();
+                let end = u[start..].find("</Key>")? + start;
+                Some(u[start..end].to_string())
+            })
+            .collect()
+    }
 }
 
 /// A fresh random prefix (a `rootdirectory`) for one test or registry.

@@ -48,8 +48,14 @@ fn docker_push_pull_on_garage_with_and_without_redirects() {
             &garage.endpoint,
             tmp.path(),
         );
-        // No multipart upload left open in the bucket.
+        // No multipart upload left open in the bucket, and none of the
+        // driver's own objects (upload state, tails, completed private
+        // multipart objects) left behind.
         assert!(garage.multipart_uploads(&root).is_empty());
+        let keys = garage.object_keys(&root);
+        assert!(!keys.is_empty(), "the listing sees the pushed objects");
+        let own: Vec<_> = keys.iter().filter(|k| k.contains('~')).collect();
+        assert!(own.is_empty(), "left behind: {own:?}");
         drop(proc);
     }
 }

@@ -59,6 +59,20 @@ async fn raw_keys(s: &Azurite, root: &str) -> Vec<String> {
     keys
 }
 
+/// The blob name an upload's blocks go to: the private object its state
+/// records (the data blob itself for uploads without one).
+async fn block_blob(s: &Azurite, data: &str) -> String {
+    let state = raw(s)
+        .get(&Path::parse(format!("{data}~upload")).unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&state).unwrap();
+    json["object"].as_str().unwrap_or(data).to_string()
+}
+
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
 }
@@ -87,7 +101,13 @@ mod cases {
         w.write(&chunk).await.unwrap();
         expected.extend_from_slice(&chunk);
         w.close().await.unwrap();
-        assert_eq!(s.uncommitted_blocks(&name), 2);
+        let blocks = block_blob(s, &name).await;
+        assert_ne!(
+            blocks, name,
+            "an append writer's blocks go to a private blob"
+        );
+        assert_eq!(s.uncommitted_blocks(&blocks), 2);
+        assert_eq!(s.uncommitted_blocks(&name), 0);
         assert_eq!(b.stat(key).await.unwrap().size, expected.len() as u64);
         let dir = key.strip_suffix("/data").unwrap();
         assert_eq!(b.walk(dir).await.unwrap(), vec![key]);
@@ -113,6 +133,7 @@ mod cases {
         assert_eq!(a.get_content(key).await.unwrap(), expected);
         assert_eq!(raw_keys(s, &root).await, vec![name.clone()]);
         assert_eq!(s.uncommitted_blocks(&name), 0);
+        assert_eq!(s.uncommitted_blocks(&blocks), 0);
     }
 
     /// Azure cannot abort a block upload; cancelling or deleting an upload
@@ -145,6 +166,27 @@ mod cases {
         d.delete("/up").await.unwrap();
         assert_eq!(s.uncommitted_blocks(&name), 0);
         assert!(raw_keys(s, &root).await.is_empty());
+
+        // The same for an append writer's private blob: cancelled, and
+        // deleted with its directory.
+        for (i, cancel) in [(3, true), (4, false)] {
+            let key = format!("/up/{i}/data");
+            let name = format!("{root}{key}");
+            d.writer(&key, false).await.unwrap().close().await.unwrap();
+            let mut w = d.writer(&key, true).await.unwrap();
+            w.write(&pattern(5, 5 * MIB / 2)).await.unwrap();
+            w.close().await.unwrap();
+            let blocks = block_blob(s, &name).await;
+            assert_ne!(blocks, name);
+            assert_eq!(s.uncommitted_blocks(&blocks), 2);
+            if cancel {
+                d.writer(&key, true).await.unwrap().cancel().await.unwrap();
+            } else {
+                d.delete(&format!("/up/{i}")).await.unwrap();
+            }
+            assert_eq!(s.uncommitted_blocks(&blocks), 0, "cancel={cancel}");
+            assert!(raw_keys(s, &root).await.is_empty(), "cancel={cancel}");
+        }
     }
 
     /// distribution's layout under `rootdirectory`, the identifier-safe

@@ -17,6 +17,7 @@
 //! the same bytes) and links/tags are single small objects replaced whole.
 
 pub mod azure;
+mod copy;
 pub mod gcs;
 mod inner;
 pub mod s3;
@@ -297,32 +298,8 @@ impl StorageDriver for ObjectStoreDriver {
         if src == dst {
             return Ok(());
         }
-        if head.meta.size <= d.opts.copy_limit {
-            d.store
-                .copy(&src, &dst)
-                .await
-                .map_err(|e| d.map_err(source, e))?;
-        } else {
-            // Too big for one CopyObject: stream through a multipart upload
-            // (bounded memory: a few parts).
-            let mut reader = self.reader(source, 0).await?;
-            let mut w = ObjectWriter::fresh(d.clone(), dest, dst);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
-                    .await
-                    .map_err(|e| d.err(e))?;
-                if n == 0 {
-                    break;
-                }
-                w.write(&buf[..n]).await?;
-            }
-            Box::new(w).commit().await?;
-        }
-        match d.store.delete(&src).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(d.err(e)),
-        }
+        copy::copy_path(d, dest, &src, &dst, head.meta.size).await?;
+        copy::remove_path(d, &src).await
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {
@@ -332,9 +309,13 @@ impl StorageDriver for ObjectStoreDriver {
         // An upload in progress at the key itself: abort it first.
         let state = read_state(d, &path).await?;
         if let Some(state) = &state {
-            writer::abort(d, &path, state.upload_id()).await?;
-            inner::discard_blocks(d, key, &path).await?;
+            let object = state.object(&path);
+            writer::abort(d, &object, state.upload_id()).await?;
+            inner::discard_blocks(d, key, &object).await?;
             doomed.extend([writer::state_path(&path), writer::tail_path(&path)]);
+            if object != path {
+                doomed.push(object);
+            }
         }
         match d.head(key, &path).await {
             Ok(_) => doomed.push(path.clone()),
@@ -350,12 +331,13 @@ impl StorageDriver for ObjectStoreDriver {
         // so no parts are left behind in the bucket.
         let mut discarded = Vec::new();
         for p in below.iter().filter(|p| writer::is_state_path(p)) {
-            if let Some(data) = writer::data_path_of(p) {
-                writer::abort_recorded(d, &data).await?;
-                if d.opts.discard_blocks {
-                    inner::discard_blocks(d, key, &data).await?;
-                    discarded.push(data);
-                }
+            let Some(data) = writer::data_path_of(p) else {
+                continue;
+            };
+            let object = writer::abort_recorded(d, &data).await.unwrap_or(data);
+            if d.opts.discard_blocks {
+                inner::discard_blocks(d, key, &object).await?;
+                discarded.push(object);
             }
         }
         doomed.extend(below);

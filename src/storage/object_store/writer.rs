@@ -13,17 +13,22 @@
 //!   written so far, marked with metadata `berth-upload: 1` (`berthupload`
 //!   on Azure, whose metadata names must be identifiers).
 //! - With parts, `<key>~upload` holds the state, JSON `{"upload_id",
-//!   "parts": [{"etag", "size"}], "tail"}`, and `<key>~tail` the bytes
-//!   after the last full part (less than one part). `<key>` itself is not
-//!   written while the multipart upload is open: Garage discards an
-//!   unfinished upload when its key is written. `<key>` may still hold the
-//!   marked content from before the first part; a marked object therefore
-//!   always defers to the state when there is one, and `stat` reports parts
-//!   plus tail.
+//!   "parts": [{"etag", "size"}], "tail", "object"}`, and `<key>~tail` the
+//!   bytes after the last full part (less than one part). An append
+//!   writer's multipart upload is opened at a private object,
+//!   `<key>~mp-<random>` (the state's `object`; without it, as written
+//!   before, at `<key>`), so completing it writes nothing that another
+//!   writer of the upload (another replica's request) can overwrite before
+//!   it is copied into place. `<key>` itself is not written while a
+//!   multipart upload is open at it: Garage discards an unfinished upload
+//!   when its key is written. `<key>` may still hold the marked content
+//!   from before the first part; a marked object therefore always defers
+//!   to the state when there is one, and `stat` reports parts plus tail.
 //!
 //! `writer(key, true)` reads them back, puts the tail first in its buffer
 //! and numbers new parts after the recorded ones. `commit` sends the buffer
-//! as the last part, completes the upload at `<key>` and removes state and
+//! as the last part, completes the upload, copies a private object to
+//! `<key>` (`commit_to_then`: to its destination) and removes it, state and
 //! tail. `cancel` and `delete` abort the multipart upload; a dropped writer
 //! aborts an upload it opened and never recorded. So no parts are left in
 //! the bucket. (Azure cannot abort: cancel and delete replace the key first,
@@ -39,6 +44,7 @@ use object_store::{Attributes, GetOptions, GetResult, MultipartId, PutPayload};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use super::copy;
 use super::inner::{discard_blocks, is_marked, marker};
 use super::Inner;
 use crate::storage::{DeferredWrite, FileWriter, StorageDriver, StorageError, StorageResult};
@@ -47,6 +53,8 @@ use crate::storage::{DeferredWrite, FileWriter, StorageDriver, StorageError, Sto
 pub(super) const STATE_SUFFIX: &str = "~upload";
 /// Suffix of the tail object of an upload with parts.
 const TAIL_SUFFIX: &str = "~tail";
+/// Suffix (before a random id) of an upload's private multipart object.
+const MULTIPART_SUFFIX: &str = "~mp-";
 /// One uploaded part as recorded in the state object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Part {
@@ -61,6 +69,10 @@ pub(super) struct State {
     parts: Vec<Part>,
     /// Length of the tail object.
     tail: u64,
+    /// The object the multipart upload completes into, when it is not the
+    /// data object itself (uploads since berth 0.1 keep it private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object: Option<String>,
 }
 
 impl State {
@@ -73,6 +85,25 @@ impl State {
     pub fn size(&self) -> u64 {
         self.parts.iter().map(|p| p.size).sum::<u64>() + self.tail
     }
+
+    /// Where the multipart upload of the data object `data` lives.
+    pub fn object(&self, data: &Path) -> Path {
+        match &self.object {
+            Some(raw) => Path::parse(raw).unwrap_or_else(|_| Path::from(raw.as_str())),
+            None => data.clone(),
+        }
+    }
+}
+
+/// A fresh private object next to the data object `data` for an upload's
+/// multipart upload: completing it writes nothing another writer of the
+/// upload (another replica) can touch, so what is completed is what is
+/// then copied into place.
+fn private_object(data: &Path) -> Path {
+    sibling(
+        data,
+        &format!("{MULTIPART_SUFFIX}{}", uuid::Uuid::new_v4().simple()),
+    )
 }
 
 /// The state object of the data object `data`.
@@ -129,18 +160,24 @@ pub(super) async fn abort(d: &Inner, data: &Path, id: &MultipartId) -> StorageRe
 }
 
 /// Aborts the multipart upload recorded for `data`, if any (used by
-/// `delete` before removing an upload's objects). A failure is logged, not
-/// returned, so a damaged record never blocks deleting the upload.
-pub(super) async fn abort_recorded(d: &Inner, data: &Path) -> StorageResult<()> {
+/// `delete` before removing an upload's objects), and returns the object it
+/// was to complete into. A failure is logged, not returned, so a damaged
+/// record never blocks deleting the upload.
+pub(super) async fn abort_recorded(d: &Inner, data: &Path) -> Option<Path> {
     let outcome = match read_state(d, data).await {
-        Ok(Some(state)) => abort(d, data, &state.upload_id).await,
-        Ok(None) => Ok(()),
+        Ok(Some(state)) => {
+            let object = state.object(data);
+            abort(d, &object, &state.upload_id)
+                .await
+                .map(|()| Some(object))
+        }
+        Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
-    if let Err(e) = outcome {
+    outcome.unwrap_or_else(|e| {
         tracing::warn!("cannot abort the multipart upload of {data}: {e}");
-    }
-    Ok(())
+        None
+    })
 }
 
 /// What an upload key holds.
@@ -177,6 +214,8 @@ struct Slot {
 /// The multipart upload a writer sends parts to.
 struct Upload {
     id: MultipartId,
+    /// The object the multipart upload completes into.
+    object: Path,
     parts: Vec<Slot>,
     /// Opened by this writer (so abort it if the writer is dropped before
     /// recording it).
@@ -228,6 +267,7 @@ impl ObjectWriter {
             Loaded::Upload(state) => {
                 w.size = state.size() - state.tail;
                 w.upload = Some(Upload {
+                    object: state.object(&w.path),
                     id: state.upload_id,
                     parts: state
                         .parts
@@ -284,13 +324,21 @@ impl ObjectWriter {
     /// Starts uploading one part, waiting first while too many are in flight.
     async fn send_part(&mut self, part: Bytes) -> StorageResult<()> {
         if self.upload.is_none() {
+            // An upload's multipart object is private (see
+            // `private_object`); a whole-object writer's is its path.
+            let object = if self.append {
+                private_object(&self.path)
+            } else {
+                self.path.clone()
+            };
             let id = self
                 .d
                 .multipart
-                .create_multipart(&self.path)
+                .create_multipart(&object)
                 .await
                 .map_err(|e| self.d.map_err(&self.key, e))?;
             self.upload = Some(Upload {
+                object,
                 id,
                 parts: Vec::new(),
                 created_here: true,
@@ -310,7 +358,7 @@ impl ObjectWriter {
         });
         let (mp, path, id) = (
             self.d.multipart.clone(),
-            self.path.clone(),
+            upload.object.clone(),
             upload.id.clone(),
         );
         self.inflight.spawn(async move {
@@ -345,6 +393,47 @@ impl ObjectWriter {
             }
         }
         Ok(())
+    }
+
+    /// Sends the buffer as the last part and completes the multipart
+    /// upload; returns the object it completed into. The state and tail
+    /// objects are left for the caller to remove.
+    async fn complete(&mut self) -> StorageResult<Path> {
+        let empty_upload = self.upload.as_ref().is_some_and(|u| u.parts.is_empty());
+        if !self.buf.is_empty() || empty_upload {
+            let last = self.buf.split().freeze();
+            self.send_part(last).await?;
+            self.drain().await?;
+        }
+        let parts = self.parts()?;
+        let upload = self.upload.as_ref().ok_or_else(|| self.failed_err())?;
+        let (id, object) = (upload.id.clone(), upload.object.clone());
+        let ids = parts
+            .into_iter()
+            .map(|p| PartId { content_id: p.etag })
+            .collect();
+        let d = self.d.clone();
+        d.multipart
+            .complete_multipart(&object, &id, ids)
+            .await
+            .map_err(|e| d.map_err(&self.key, e))?;
+        self.finished = true;
+        Ok(object)
+    }
+
+    /// Puts the completed `object` (this writer's `size` bytes) at `dest`
+    /// (key `dest_key`) unless it is there already, then removes the
+    /// upload's state, tail and private object.
+    async fn place(&self, object: &Path, dest_key: &str, dest: &Path) -> StorageResult<()> {
+        let d = &self.d;
+        if object != dest {
+            copy::copy_path(d, dest_key, object, dest, self.size).await?;
+        }
+        let mut doomed = vec![state_path(&self.path), tail_path(&self.path)];
+        if object != &self.path && object != dest {
+            doomed.push(object.clone());
+        }
+        d.delete_paths(doomed).await
     }
 
     /// The uploaded parts, in order, for the state object or completion.
@@ -383,35 +472,16 @@ impl FileWriter for ObjectWriter {
             self.finished = true;
             return Ok(());
         }
-        let empty_upload = self.upload.as_ref().is_some_and(|u| u.parts.is_empty());
-        if !self.buf.is_empty() || empty_upload {
-            let last = self.buf.split().freeze();
-            self.send_part(last).await?;
-            self.drain().await?;
-        }
-        let parts = self.parts()?;
-        let id = self
-            .upload
-            .as_ref()
-            .map(|u| u.id.clone())
-            .unwrap_or_default();
-        let ids = parts
-            .into_iter()
-            .map(|p| PartId { content_id: p.etag })
-            .collect();
-        d.multipart
-            .complete_multipart(&self.path, &id, ids)
-            .await
-            .map_err(|e| d.map_err(&self.key, e))?;
-        self.finished = true;
-        d.delete_paths(vec![state_path(&self.path), tail_path(&self.path)])
-            .await
+        let object = self.complete().await?;
+        let (key, path) = (self.key.clone(), self.path.clone());
+        self.place(&object, &key, &path).await
     }
 
     /// Below one part the buffer holds everything: one PUT at `dest`, the
-    /// upload's key untouched. With parts, the upload is completed at its
-    /// key and copied to `dest` (a multipart upload cannot end elsewhere),
-    /// which leaves the window `docs/replicas.md` describes.
+    /// upload's key untouched. With parts, the multipart upload completes
+    /// into its private object, which is copied to `dest` (a multipart
+    /// upload cannot end elsewhere). Either way nothing another writer of
+    /// the upload can write lies between the bytes and `dest`.
     async fn commit_to_then(
         mut self: Box<Self>,
         driver: &dyn StorageDriver,
@@ -419,14 +489,13 @@ impl FileWriter for ObjectWriter {
         then: Vec<DeferredWrite>,
     ) -> StorageResult<()> {
         self.drain().await?;
-        if self.upload.is_some() {
-            let key = self.key.clone();
-            self.commit().await?;
-            driver.move_deferred(&key, dest).await?;
-            return driver.apply_deferred(then).await;
-        }
         let d = self.d.clone();
         let dest_path = d.path(dest)?;
+        if self.upload.is_some() {
+            let object = self.complete().await?;
+            self.place(&object, dest, &dest_path).await?;
+            return driver.apply_deferred(then).await;
+        }
         let data = self.buf.split().freeze();
         d.put(dest, &dest_path, data, Attributes::new()).await?;
         self.finished = true;
@@ -447,6 +516,7 @@ impl FileWriter for ObjectWriter {
             upload_id: upload.id.clone(),
             parts: self.parts()?,
             tail: tail.len() as u64,
+            object: (upload.object != self.path).then(|| upload.object.to_string()),
         };
         let json = serde_json::to_vec(&state).map_err(|e| d.err(e))?;
         // Never `<key>` itself: that would end the upload on Garage.
@@ -472,16 +542,19 @@ impl FileWriter for ObjectWriter {
         let d = self.d.clone();
         if let Some(u) = &self.upload {
             if self.append || u.created_here {
-                abort(&d, &self.path, &u.id).await?;
+                abort(&d, &u.object, &u.id).await?;
             }
         }
         if self.append {
             let p = &self.path;
-            if self.upload.is_some() {
-                discard_blocks(&d, &self.key, p).await?;
+            let mut doomed = vec![p.clone(), state_path(p), tail_path(p)];
+            if let Some(u) = &self.upload {
+                discard_blocks(&d, &self.key, &u.object).await?;
+                doomed.push(u.object.clone());
             }
-            d.delete_paths(vec![p.clone(), state_path(p), tail_path(p)])
-                .await?;
+            doomed.sort_unstable();
+            doomed.dedup();
+            d.delete_paths(doomed).await?;
         }
         self.finished = true;
         Ok(())
@@ -505,7 +578,7 @@ impl Drop for ObjectWriter {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (mp, path, id) = (self.d.multipart.clone(), self.path.clone(), u.id.clone());
+        let (mp, path, id) = (self.d.multipart.clone(), u.object.clone(), u.id.clone());
         rt.spawn(async move {
             if let Err(e) = mp.abort_multipart(&path, &id).await {
                 tracing::warn!("cannot abort multipart upload of {path}: {e}");
