@@ -13,7 +13,7 @@ use object_store::{
     Attribute, Attributes, GetOptions, GetResult, ObjectStore, PutOptions, PutPayload,
 };
 
-use super::writer::read_state;
+use super::upload_state::read_state;
 use super::{DriverOptions, READ_ATTEMPTS};
 use crate::storage::{validate_path, StorageError, StorageResult};
 

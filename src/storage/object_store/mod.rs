@@ -21,6 +21,7 @@ mod copy;
 pub mod gcs;
 mod inner;
 pub mod s3;
+mod upload_state;
 mod writer;
 
 use std::sync::Arc;
@@ -37,7 +38,8 @@ use object_store::{Attribute, Attributes, GetOptions, GetRange, GetResult, Objec
 use super::{BoxReader, FileInfo, FileWriter, StorageDriver, StorageError, StorageResult};
 use inner::is_marked;
 use inner::Inner;
-use writer::{read_state, ObjectWriter};
+use upload_state::read_state;
+use writer::ObjectWriter;
 
 /// How long a presigned redirect URL stays valid (distribution uses 20 min).
 pub const REDIRECT_TTL: Duration = Duration::from_secs(20 * 60);
@@ -310,9 +312,12 @@ impl StorageDriver for ObjectStoreDriver {
         let state = read_state(d, &path).await?;
         if let Some(state) = &state {
             let object = state.object(&path);
-            writer::abort(d, &object, state.upload_id()).await?;
+            upload_state::abort(d, &object, state.upload_id()).await?;
             inner::discard_blocks(d, key, &object).await?;
-            doomed.extend([writer::state_path(&path), writer::tail_path(&path)]);
+            doomed.extend([
+                upload_state::state_path(&path),
+                upload_state::tail_path(&path),
+            ]);
             if object != path {
                 doomed.push(object);
             }
@@ -330,11 +335,11 @@ impl StorageDriver for ObjectStoreDriver {
         // Uploads in progress under the tree: abort their multipart uploads
         // so no parts are left behind in the bucket.
         let mut discarded = Vec::new();
-        for p in below.iter().filter(|p| writer::is_state_path(p)) {
-            let Some(data) = writer::data_path_of(p) else {
+        for p in below.iter().filter(|p| upload_state::is_state_path(p)) {
+            let Some(data) = upload_state::data_path_of(p) else {
                 continue;
             };
-            let object = writer::abort_recorded(d, &data).await.unwrap_or(data);
+            let object = upload_state::abort_recorded(d, &data).await.unwrap_or(data);
             if d.opts.discard_blocks {
                 inner::discard_blocks(d, key, &object).await?;
                 discarded.push(object);
