@@ -3,16 +3,14 @@
 
 use axum::http::{Method, StatusCode};
 use base64::Engine;
-use berth::config::auth::{
-    AccessConfig, AccessRule, AuthConfig, HtpasswdAuthConfig, TokenAuthConfig,
-};
+use berth::config::auth::{AccessConfig, AccessRule, AuthConfig, HtpasswdAuthConfig};
 use berth::config::Config;
 use berth::oci::digest::Digest;
 
 use crate::support::*;
 
 /// A temp htpasswd file with alice/alicepw and bob/bobpw.
-fn users() -> tempfile::TempDir {
+pub(crate) fn users() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("htpasswd");
     berth::auth::htpasswd::add_user(&f, "alice", "alicepw", 4).unwrap();
@@ -20,14 +18,14 @@ fn users() -> tempfile::TempDir {
     dir
 }
 
-fn basic(user: &str, pw: &str) -> String {
+pub(crate) fn basic(user: &str, pw: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
     )
 }
 
-fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {
+pub(crate) fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {
     AccessRule {
         repositories: repos.iter().map(|s| s.to_string()).collect(),
         actions: actions.iter().map(|s| s.to_string()).collect(),
@@ -52,7 +50,7 @@ fn htpasswd_config(
 }
 
 /// Pushes a one-blob image as `auth` and returns the status of the manifest PUT.
-async fn push_as(reg: &TestRegistry, repo: &str, auth: &str) -> StatusCode {
+pub(crate) async fn push_as(reg: &TestRegistry, repo: &str, auth: &str) -> StatusCode {
     let h = [("authorization", auth)];
     let data = format!("data of {repo}");
     let d = Digest::sha256_of(data.as_bytes());
@@ -328,154 +326,6 @@ async fn catalog(reg: &TestRegistry, auth: Option<&str>) -> serde_json::Value {
     reg.req(Method::GET, "/v2/_catalog", &h, "").await.json()["repositories"].clone()
 }
 
-fn token_config(
-    dir: &tempfile::TempDir,
-    access: Option<AccessConfig>,
-) -> impl Fn(&mut Config) + '_ {
-    move |c: &mut Config| {
-        c.auth = Some(AuthConfig {
-            token: Some(TokenAuthConfig {
-                builtin: true,
-                htpasswd: dir.path().join("htpasswd").display().to_string(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        c.access = access.clone();
-    }
-}
-
-async fn get_token(reg: &TestRegistry, auth: Option<&str>, scope: &str) -> (StatusCode, String) {
-    let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
-    let r = reg
-        .req(
-            Method::GET,
-            &format!("/auth/token?service=berth&scope={scope}"),
-            &h,
-            "",
-        )
-        .await;
-    if r.status != StatusCode::OK {
-        return (r.status, String::new());
-    }
-    let j = r.json();
-    assert_eq!(j["token"], j["access_token"]);
-    assert!(j["expires_in"].as_u64().unwrap() > 0);
-    (r.status, j["token"].as_str().unwrap().to_string())
-}
-
-#[tokio::test]
-async fn builtin_token_server() {
-    let dir = users();
-    let mut access = AccessConfig::default();
-    access
-        .users
-        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
-    access
-        .users
-        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
-    let reg = TestRegistry::memory_with(token_config(&dir, Some(access)));
-
-    let r = reg.get("/v2/").await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer realm=\"http://registry.test/auth/token\",service=\"berth\"")
-    );
-
-    let (status, _) = get_token(&reg, Some(&basic("alice", "bad")), "repository:a/x:pull").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-
-    let (status, tok) = get_token(
-        &reg,
-        Some(&basic("alice", "alicepw")),
-        "repository:a/x:pull,push",
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let bearer = format!("Bearer {tok}");
-    assert_eq!(
-        reg.req(Method::GET, "/v2/", &[("authorization", &bearer)], "")
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(push_as(&reg, "a/x", &bearer).await, StatusCode::CREATED);
-    // The token is for a/x only: pushing to a/y needs a new token, so 401
-    // with an insufficient_scope challenge naming what is needed.
-    let r = reg
-        .req(
-            Method::POST,
-            "/v2/a/y/blobs/uploads/",
-            &[("authorization", &bearer)],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let ch = r.header("www-authenticate").unwrap();
-    assert!(
-        ch.contains("scope=\"repository:a/y:pull,push\"")
-            && ch.contains("error=\"insufficient_scope\""),
-        "{ch}"
-    );
-
-    // Scopes are trimmed by policy: bob asks for a/x push and gets nothing there.
-    let (_, tok) = get_token(
-        &reg,
-        Some(&basic("bob", "bobpw")),
-        "repository:a/x:pull,push",
-    )
-    .await;
-    let bob = format!("Bearer {tok}");
-    assert_eq!(
-        reg.req(
-            Method::GET,
-            "/v2/a/x/manifests/v1",
-            &[("authorization", &bob)],
-            ""
-        )
-        .await
-        .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(push_as(&reg, "a/x", &bob).await, StatusCode::UNAUTHORIZED);
-
-    // A forged or garbage token is refused.
-    let r = reg
-        .req(
-            Method::GET,
-            "/v2/",
-            &[("authorization", "Bearer not.a.token")],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r
-        .header("www-authenticate")
-        .unwrap()
-        .contains("invalid_token"));
-
-    // OAuth2 password grant, as some clients use.
-    let r = reg
-        .req(
-            Method::POST,
-            "/auth/token",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            "grant_type=password&username=alice&password=alicepw&service=berth&scope=repository%3Aa%2Fx%3Apull",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-}
-
-#[tokio::test]
-async fn token_endpoint_absent_without_builtin_issuer() {
-    let reg = TestRegistry::memory_with(|_| {});
-    assert_eq!(
-        reg.get("/auth/token?scope=repository:a:pull").await.status,
-        StatusCode::NOT_FOUND
-    );
-}
-
 #[tokio::test]
 #[allow(clippy::field_reassign_with_default)]
 async fn auth_setup_errors_name_the_key() {
@@ -504,89 +354,4 @@ async fn auth_setup_errors_name_the_key() {
         e.to_string().starts_with("access.anonymous[0].actions"),
         "{e}"
     );
-}
-
-/// A token signed by the RSA test key, as an external token server would.
-fn external_token(exp_offset: i64, access: serde_json::Value) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = serde_json::json!({
-        "iss": "auth.example.com", "sub": "ci-bot", "aud": "registry.example.com",
-        "iat": now, "nbf": now, "exp": now + exp_offset, "jti": format!("j{now}{exp_offset}"),
-        "access": access,
-    });
-    let key = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/token-rsa.key"
-    ))
-    .unwrap();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_rsa_pem(&key).unwrap(),
-    )
-    .unwrap()
-}
-
-#[tokio::test]
-async fn external_token_server_tokens() {
-    let reg = TestRegistry::memory_with(|c| {
-        c.auth = Some(AuthConfig {
-            token: Some(TokenAuthConfig {
-                realm: "https://auth.example.com/token".into(),
-                service: "registry.example.com".into(),
-                issuer: "auth.example.com".into(),
-                rootcertbundle: concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/fixtures/token-rsa.crt"
-                )
-                .into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    });
-    let r = reg.get("/v2/ext/app/manifests/v1").await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\",scope=\"repository:ext/app:pull\"")
-    );
-    let grant =
-        serde_json::json!([{"type": "repository", "name": "ext/app", "actions": ["pull", "push"]}]);
-    let good = format!("Bearer {}", external_token(300, grant.clone()));
-    assert_eq!(push_as(&reg, "ext/app", &good).await, StatusCode::CREATED);
-    let r = reg
-        .req(
-            Method::GET,
-            "/v2/ext/app/manifests/v1",
-            &[("authorization", &good)],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    // The grant covers ext/app only.
-    assert_eq!(
-        push_as(&reg, "ext/other", &good).await,
-        StatusCode::UNAUTHORIZED
-    );
-    // Expired beyond the leeway: refused.
-    let old = format!("Bearer {}", external_token(-600, grant));
-    let r = reg
-        .req(
-            Method::GET,
-            "/v2/ext/app/manifests/v1",
-            &[("authorization", &old)],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r
-        .header("www-authenticate")
-        .unwrap()
-        .contains("invalid_token"));
-    // No /auth/token here: tokens come from the external server.
-    assert_eq!(reg.get("/auth/token").await.status, StatusCode::NOT_FOUND);
 }
