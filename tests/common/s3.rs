@@ -258,14 +258,7 @@ impl S3Server {
             .signed("GET", &format!("/{BUCKET}?prefix={prefix}&uploads="))
             .expect("ListMultipartUploads");
         assert_eq!(status, 200, "ListMultipartUploads: {body}");
-        body.split("<Upload>")
-            .skip(1)
-            .filter_map(|u| {
-                let start = u.find("<Key>")? + "<Key>".len();
-                let end = u[start..].find("</Key>")? + start;
-                Some(u[start..end].to_string())
-            })
-            .collect()
+        keys_in(&body, "<Upload>")
     }
 
     /// Keys of the objects under `prefix` (no leading slash), the driver's
@@ -275,15 +268,20 @@ impl S3Server {
             .signed("GET", &format!("/{BUCKET}?list-type=2&prefix={prefix}"))
             .expect("ListObjectsV2");
         assert_eq!(status, 200, "ListObjectsV2: {body}");
-        body.split("<Contents>")
-            .skip(1)
-            .filter_map(|u| {
-                let start = u.find("<Key>")? + "<Key>".len();
-                let end = u[start..].find("</Key>")? + start;
-                Some(u[start..end].to_string())
-            })
-            .collect()
+        keys_in(&body, "<Contents>")
     }
+}
+
+/// The `<Key>` of every `element` in an S3 XML listing.
+fn keys_in(body: &str, element: &str) -> Vec<String> {
+    body.split(element)
+        .skip(1)
+        .filter_map(|u| {
+            let start = u.find("<Key>")? + "<Key>".len();
+            let end = u[start..].find("</Key>")? + start;
+            Some(u[start..end].to_string())
+        })
+        .collect()
 }
 
 /// A fresh random prefix (a `rootdirectory`) for one test or registry.
