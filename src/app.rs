@@ -60,11 +60,14 @@ pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Rout
     let auth = Authenticator::from_config(config.auth.as_ref())?;
     let policy =
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
+    let client_ip = crate::http::client_ip::ClientIp::from_config(&config.http.trustedproxies)
+        .map_err(anyhow::Error::msg)?;
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
         auth,
         policy,
+        client_ip,
     });
     Ok(router(state))
 }

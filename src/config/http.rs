@@ -30,6 +30,11 @@ pub struct HttpConfig {
     pub secret: String,
     /// Emit relative `Location` URLs.
     pub relativeurls: bool,
+    /// berth's: proxies (addresses or CIDR networks) whose
+    /// `X-Forwarded-For` names the client, for login throttling and the
+    /// access log. Empty: the connection's peer is the client.
+    #[serde(deserialize_with = "de::string_vec")]
+    pub trustedproxies: Vec<String>,
     /// How long to wait for in-flight requests on shutdown; zero means do
     /// not wait (distribution's behaviour when unset).
     #[serde(with = "duration::serde_go")]
@@ -54,6 +59,7 @@ impl Default for HttpConfig {
             host: String::new(),
             secret: String::new(),
             relativeurls: false,
+            trustedproxies: Vec::new(),
             draintimeout: Duration::ZERO,
             headers: BTreeMap::new(),
             tls: TlsConfig::default(),

@@ -348,6 +348,10 @@ impl Config {
                 "must be greater than zero when upload purging is enabled",
             ));
         }
+        if let Err(e) = crate::http::client_ip::ClientIp::from_config(&self.http.trustedproxies) {
+            let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
+            return Err(ConfigError::invalid(key, message));
+        }
         match self.log.level.to_ascii_lowercase().as_str() {
             "panic" | "fatal" | "error" | "warn" | "warning" | "info" | "debug" | "trace" => {}
             other => {

@@ -161,7 +161,7 @@ async fn search_inner(st: &HttpState, parts: &axum::http::request::Parts) -> Htt
         headers: &parts.headers,
         identity: &anonymous,
     };
-    let identity = super::auth::identify(pre, super::client_addr(&parts.extensions)).await?;
+    let identity = super::auth::identify(pre, st.client(parts)).await?;
     let q = uri.query().unwrap_or("");
     let get = |k: &str| form_pairs(q).find(|(key, _)| key == k).map(|(_, v)| v);
     let query = get("q").unwrap_or_default();

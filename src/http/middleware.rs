@@ -25,6 +25,13 @@ pub async fn common_headers(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let log = !st.config.log.accesslog.disabled;
+    let client = log
+        .then(|| {
+            st.client_ip
+                .resolve(super::peer_addr(req.extensions()), req.headers())
+        })
+        .flatten();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -41,7 +48,7 @@ pub async fn common_headers(
             }
         }
     }
-    if !st.config.log.accesslog.disabled {
+    if log {
         let user = resp
             .extensions()
             .get::<CallerName>()
@@ -52,6 +59,7 @@ pub async fn common_headers(
             %method,
             path,
             user,
+            client = client.map(|c| c.to_string()).unwrap_or_default(),
             status = resp.status().as_u16(),
             micros = started.elapsed().as_micros() as u64,
         );

@@ -3,6 +3,7 @@
 
 mod auth;
 mod blobs;
+pub mod client_ip;
 pub mod endpoint;
 mod errors;
 mod listing;
@@ -27,6 +28,7 @@ use crate::auth::policy::Policy;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::registry::Registry;
+use client_ip::ClientIp;
 use endpoint::Endpoint;
 
 /// What every handler shares.
@@ -37,6 +39,16 @@ pub struct HttpState {
     pub auth: Authenticator,
     /// Decides what callers may do.
     pub policy: Policy,
+    /// Who the client is behind trusted proxies.
+    pub client_ip: ClientIp,
+}
+
+impl HttpState {
+    /// The client's address (behind trusted proxies, the one they name).
+    pub(crate) fn client(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+        self.client_ip
+            .resolve(peer_addr(&parts.extensions), &parts.headers)
+    }
 }
 
 /// Handler result: a response or a spec-format error.
@@ -143,7 +155,7 @@ async fn fallback() -> Response {
 /// access log.
 async fn dispatch(State(st): State<Arc<HttpState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
-    let client = client_addr(&parts.extensions);
+    let client = st.client(&parts);
     let mut identity = Identity::Anonymous;
     let result = handle(&st, &parts, body, client, &mut identity).await;
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
@@ -210,7 +222,7 @@ async fn handle(
 }
 
 /// The peer address, when the server recorded it.
-fn client_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+pub(crate) fn peer_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
 }

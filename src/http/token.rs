@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 
-use super::{client_addr, form_pairs, HttpResult, HttpState};
+use super::{form_pairs, HttpResult, HttpState};
 use crate::auth::authenticator::AuthFailure;
 use crate::auth::policy::ActionSet;
 use crate::auth::token::parse_scope;
@@ -35,7 +35,7 @@ async fn issue(st: &HttpState, request: Request) -> HttpResult {
             .status(StatusCode::NOT_FOUND));
     };
     let (parts, body) = request.into_parts();
-    let client = client_addr(&parts.extensions);
+    let client = st.client(&parts);
     let mut params: Vec<(String, String)> = parts
         .uri
         .query()

@@ -188,6 +188,58 @@ async fn failed_logins_are_rate_limited() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// `GET /v2/` as alice with `pw`, forwarded for `client`; the status.
+async fn login_from(reg: &TestRegistry, client: &str, pw: &str) -> StatusCode {
+    let auth = basic("alice", pw);
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-forwarded-for", client),
+    ];
+    reg.req(Method::GET, "/v2/", &h, "").await.status
+}
+
+/// Behind a load balancer every connection comes from the balancer: with
+/// it in `http.trustedproxies`, failures count per client it names, so one
+/// client's bad password does not lock out the others, and a client cannot
+/// escape its count by sending its own `X-Forwarded-For` entries.
+#[tokio::test]
+async fn failed_logins_behind_a_trusted_proxy_count_per_client() {
+    let dir = users();
+    for trusted in [true, false] {
+        let config = htpasswd_config(&dir, None);
+        let reg = TestRegistry::memory_with(|c| {
+            config(c);
+            if trusted {
+                // The in-process requests come from 127.0.0.1.
+                c.http.trustedproxies = vec!["127.0.0.0/8".into()];
+            }
+        });
+        for _ in 0..10 {
+            assert_eq!(
+                login_from(&reg, "203.0.113.1", "nope").await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            login_from(&reg, "203.0.113.1", "nope").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let spoofed = login_from(&reg, "203.0.113.2, 203.0.113.1", "alicepw").await;
+        let other = login_from(&reg, "203.0.113.2", "alicepw").await;
+        if trusted {
+            assert_eq!(
+                spoofed,
+                StatusCode::TOO_MANY_REQUESTS,
+                "spoofed entry believed"
+            );
+            assert_eq!(other, StatusCode::OK, "another client was locked out");
+        } else {
+            // Untrusted headers are ignored: everyone is the proxy.
+            assert_eq!(other, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+}
+
 #[tokio::test]
 async fn policies_anonymous_pull_users_and_delete() {
     let dir = users();

@@ -47,6 +47,10 @@ fn invalid_values_name_the_key() {
             "storage: multiple storage drivers specified in configuration or environment: filesystem, inmemory",
         ),
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: 5000\n", "http.addr: "),
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  trustedproxies: [10.0.0.0/8, nginx]\n",
+            "http.trustedproxies[1]: \"nginx\" is not an address",
+        ),
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: \"::1:5000\"\n", "http.addr: "),
         ("version: 0.1\nstorage:\n  inmemory:\nhttp:\n  addr: \":http\"\n", "http.addr: "),
         ("version: 0.1\nstorage:\n  inmemory:\nlog:\n  level: loud\n", "log.level: "),

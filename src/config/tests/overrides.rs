@@ -12,6 +12,7 @@ fn env_overrides_apply_on_top_of_the_file() {
         ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
         ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
         ("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/domain.crt"),
+        ("REGISTRY_HTTP_TRUSTEDPROXIES", "[10.0.0.0/8, 127.0.0.1]"),
         ("PATH", "/usr/bin"),
     ]);
     let (c, _) = Config::load_str(DEBIAN_CONFIG, "debian.yml", vars).unwrap();
@@ -20,6 +21,7 @@ fn env_overrides_apply_on_top_of_the_file() {
     // A numeric YAML value still fills a string field, as in Go.
     assert_eq!(c.http.secret, "12345");
     assert_eq!(c.http.tls.certificate, "/certs/domain.crt");
+    assert_eq!(c.http.trustedproxies, ["10.0.0.0/8", "127.0.0.1"]);
     let htpasswd = c.auth.and_then(|a| a.htpasswd).unwrap();
     assert_eq!(htpasswd.realm, "Registry Realm");
     assert_eq!(htpasswd.path, "/auth/htpasswd");
