@@ -203,11 +203,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "; client certificates required".to_string()
         }
     );
-    let drain = config.http.draintimeout;
+    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
     let app = build_app_with(config, registry)?;
-    let served = crate::tls::serve_tls(listener, app, tls, http2, drain, shutdown_signal()).await;
+    let served =
+        crate::tls::serve_tls(listener, app, tls, http2, timeouts, shutdown_signal()).await;
     maintenance.stop().await;
     served?;
     tracing::info!("berth stopped");
@@ -235,11 +236,11 @@ async fn serve_plain(
              (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
-    let drain = config.http.draintimeout;
+    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
     let app = build_app_with(config, registry)?;
-    crate::http::server::serve_plain(listener, app, drain, shutdown_signal()).await;
+    crate::http::server::serve_plain(listener, app, timeouts, shutdown_signal()).await;
     maintenance.stop().await;
     tracing::info!("berth stopped");
     Ok(())

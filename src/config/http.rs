@@ -39,6 +39,15 @@ pub struct HttpConfig {
     /// not wait (distribution's behaviour when unset).
     #[serde(with = "duration::serde_go")]
     pub draintimeout: Duration,
+    /// berth's: how long a client may take to send a request's head
+    /// (HTTP/1, idle keep-alive connections included) before the connection
+    /// is closed; zero: no limit.
+    #[serde(with = "duration::serde_go")]
+    pub readheadertimeout: Duration,
+    /// berth's: how long an upload's body may stall (no byte arriving)
+    /// before the request fails, keeping what arrived; zero: no limit.
+    #[serde(with = "duration::serde_go")]
+    pub bodyidletimeout: Duration,
     /// Extra response headers, each with a list of values.
     #[serde(deserialize_with = "de::headers")]
     pub headers: BTreeMap<String, Vec<String>>,
@@ -61,6 +70,8 @@ impl Default for HttpConfig {
             relativeurls: false,
             trustedproxies: Vec::new(),
             draintimeout: Duration::ZERO,
+            readheadertimeout: Duration::from_secs(60),
+            bodyidletimeout: Duration::from_secs(120),
             headers: BTreeMap::new(),
             tls: TlsConfig::default(),
             debug: DebugConfig::default(),

@@ -69,6 +69,8 @@ pub(super) async fn put(
     {
         return Err(too_large());
     }
+    // The same stall limit as blob bodies (`http.bodyidletimeout`).
+    let body = Body::from_stream(super::body_stream(body, req.st.config.http.bodyidletimeout));
     let bytes = match Limited::new(body, MAX_MANIFEST_SIZE).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),

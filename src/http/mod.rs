@@ -3,6 +3,7 @@
 
 mod auth;
 mod blobs;
+mod body_idle;
 pub mod client_ip;
 pub mod endpoint;
 mod errors;
@@ -312,11 +313,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A request body as the registry layer's byte stream.
+/// A request body as the registry layer's byte stream, failing after
+/// `idle` without data (`http.bodyidletimeout`; zero: never).
 pub(crate) fn body_stream(
     body: Body,
+    idle: std::time::Duration,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin {
-    body.into_data_stream().map_err(std::io::Error::other)
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    body_idle::IdleLimited::new(stream, idle)
 }
 
 #[cfg(test)]

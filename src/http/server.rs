@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
@@ -30,11 +30,39 @@ pub const READ_BUF_MAX: usize = 2 << 20;
 /// is not set.
 const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
+/// The connection timings `berth serve` applies (`http.draintimeout`,
+/// `http.readheadertimeout`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    /// How long shutdown waits for in-flight requests (30 s when zero).
+    pub drain: Duration,
+    /// How long a client may take to send a request head, idle keep-alive
+    /// time included (slow-header clients otherwise hold connections
+    /// forever); zero: no limit.
+    pub read_header: Duration,
+}
+
+impl Timeouts {
+    /// From the `http` section.
+    pub fn from_config(http: &crate::config::HttpConfig) -> Timeouts {
+        Timeouts {
+            drain: http.draintimeout,
+            read_header: http.readheadertimeout,
+        }
+    }
+}
+
 /// hyper's connection builder with berth's settings; HTTP/2 only where
 /// asked (TLS with ALPN).
-pub fn connection_builder(http2: bool) -> auto::Builder<SpanExecutor> {
+pub fn connection_builder(http2: bool, timeouts: Timeouts) -> auto::Builder<SpanExecutor> {
     let mut builder = auto::Builder::new(SpanExecutor);
     builder.http1().max_buf_size(READ_BUF_MAX);
+    if !timeouts.read_header.is_zero() {
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeouts.read_header);
+    }
     if !http2 {
         builder = builder.http1_only();
     }
@@ -120,10 +148,10 @@ pub async fn drain_connections(graceful: GracefulShutdown, drain: Duration) {
 pub async fn serve_plain(
     listener: TcpListener,
     app: Router,
-    drain: Duration,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = connection_builder(true);
+    let builder = connection_builder(true, timeouts);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     while let Some((tcp, peer)) = accept(&listener, &mut shutdown).await {
@@ -139,7 +167,7 @@ pub async fn serve_plain(
         });
     }
     drop(listener);
-    drain_connections(graceful, drain).await;
+    drain_connections(graceful, timeouts.drain).await;
 }
 
 /// Spawns hyper's per-stream tasks (HTTP/2) inside the connection's span, so

@@ -35,7 +35,13 @@ pub(super) async fn start(req: Req<'_>, name: &RepoName, body: Body) -> HttpResu
         }
     } else if let Some(digest) = req.query("digest") {
         let digest = parse_digest(&digest)?;
-        let info = reg.put_blob(name, &digest, body_stream(body)).await?;
+        let info = reg
+            .put_blob(
+                name,
+                &digest,
+                body_stream(body, req.st.config.http.bodyidletimeout),
+            )
+            .await?;
         return Ok(created(req, name, &info));
     }
     let status = reg.start_upload(name).await?;
@@ -60,7 +66,12 @@ pub(super) async fn patch(req: Req<'_>, name: &RepoName, id: &UploadId, body: Bo
     let status = req
         .st
         .registry
-        .append_upload(name, id, range, body_stream(body))
+        .append_upload(
+            name,
+            id,
+            range,
+            body_stream(body, req.st.config.http.bodyidletimeout),
+        )
         .await?;
     Ok(upload_response(req, name, &status, StatusCode::ACCEPTED))
 }
@@ -76,7 +87,12 @@ pub(super) async fn put(req: Req<'_>, name: &RepoName, id: &UploadId, body: Body
     let info = req
         .st
         .registry
-        .complete_upload(name, id, &digest, Some(body_stream(body)))
+        .complete_upload(
+            name,
+            id,
+            &digest,
+            Some(body_stream(body, req.st.config.http.bodyidletimeout)),
+        )
         .await?;
     Ok(created(req, name, &info))
 }

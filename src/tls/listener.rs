@@ -33,18 +33,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops
 /// accepting and lets open connections finish their requests for up to
-/// `drain` (`http.draintimeout`; 30 s when zero).
+/// `timeouts.drain` (`http.draintimeout`; 30 s when zero).
 pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: TlsSetup,
     http2: bool,
-    drain: Duration,
+    timeouts: server::Timeouts,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config);
     let watcher = tls.resolver.clone().spawn_watcher();
-    let builder = server::connection_builder(http2);
+    let builder = server::connection_builder(http2, timeouts);
     let local = listener.local_addr().context("listener address")?;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -61,7 +61,7 @@ pub async fn serve_tls(
     }
     drop(listener);
     watcher.abort();
-    server::drain_connections(graceful, drain).await;
+    server::drain_connections(graceful, timeouts.drain).await;
     Ok(())
 }
 

@@ -15,9 +15,15 @@ struct Live {
 }
 
 async fn live() -> Live {
+    live_with(|_| {}).await
+}
+
+async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.storage.delete.enabled = true;
+    configure(&mut cfg);
+    let timeouts = berth::http::server::Timeouts::from_config(&cfg.http);
     let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -25,7 +31,7 @@ async fn live() -> Live {
     let task = tokio::spawn(berth::http::server::serve_plain(
         listener,
         app,
-        std::time::Duration::ZERO,
+        timeouts,
         std::future::pending(),
     ));
     Live {
@@ -171,4 +177,72 @@ async fn head_keeps_content_length_and_large_streams_round_trip() {
         r.headers()["docker-content-digest"],
         Digest::sha256_of(&manifest).to_string().as_str()
     );
+}
+
+/// Reads what the server sends until it closes (or 20 s pass: then the
+/// test fails, the server never gave up on the stalled client).
+async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tcp.read_to_end(&mut out),
+    )
+    .await;
+    assert!(read.is_ok(), "the server kept the stalled connection open");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A client that never finishes its request head is cut off
+/// (`http.readheadertimeout`), so slow-header clients cannot pile up
+/// connections.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let s = live_with(|c| c.http.readheadertimeout = std::time::Duration::from_secs(1)).await;
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+}
+
+/// An upload body that stalls fails after `http.bodyidletimeout`; what
+/// arrived before the stall is kept, so the client can resume.
+#[tokio::test]
+async fn a_stalled_upload_body_fails_and_keeps_what_arrived() {
+    use tokio::io::AsyncWriteExt;
+    let s = live_with(|c| c.http.bodyidletimeout = std::time::Duration::from_secs(1)).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/v2/stall/blobs/uploads/", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let path = loc.strip_prefix(&s.base).unwrap_or(&loc).to_string();
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\n\
+         Transfer-Encoding: chunked\r\n\r\n3e8\r\n{}\r\n",
+        "z".repeat(1000)
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    // ... and nothing more.
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("BLOB_UPLOAD_INVALID"), "{answer}");
+    let r = client
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], "0-999");
 }
