@@ -117,7 +117,10 @@ async fn fs_temp_file_invisible_until_commit() {
         .await
         .unwrap();
     let mut w = d.writer("/a/obj", false).await.unwrap();
-    w.write(&vec![1u8; 3 << 20]).await.unwrap();
+    // Past the first 64 KiB buffer and a full 4 MiB one: the second write
+    // waits for the first, which opened the temp file (a smaller body may
+    // still have its first write, and the open, in flight here).
+    w.write(&vec![1u8; 9 << 20]).await.unwrap();
 
     assert!(
         !dir.path().join("a/obj").exists(),
@@ -132,7 +135,7 @@ async fn fs_temp_file_invisible_until_commit() {
     w.commit().await.unwrap();
     assert_eq!(
         std::fs::read(dir.path().join("a/obj")).unwrap().len(),
-        3 << 20
+        9 << 20
     );
     assert!(temp_files(dir.path()).is_empty());
 }

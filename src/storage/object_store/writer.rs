@@ -31,8 +31,9 @@
 //! `<key>` (`commit_to_then`: to its destination) and removes it, state and
 //! tail. `cancel` and `delete` abort the multipart upload; a dropped writer
 //! aborts an upload it opened and never recorded. So no parts are left in
-//! the bucket. (Azure cannot abort: cancel and delete replace the key first,
-//! which drops its uncommitted blocks; see `DriverOptions::discard_blocks`.)
+//! the bucket. (Azure cannot abort: cancel and delete first write the
+//! object the blocks belong to, which drops them, then delete it; see
+//! `DriverOptions::discard_blocks`.)
 
 use std::sync::Arc;
 
