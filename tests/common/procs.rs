@@ -235,8 +235,19 @@ impl Drop for Proc {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct ports that were free a moment ago on 127.0.0.1: every
+/// listener stays open until all are chosen, so the system cannot hand the
+/// same port out twice (one cluster's nodes once got a port twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 /// Polls `ready` every 100 ms until it returns true; panics after `timeout`.

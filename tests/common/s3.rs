@@ -94,7 +94,8 @@ fn start_garage() -> S3Server {
         .tempdir_in("/tmp")
         .expect("garage dir")
         .keep();
-    let (rpc, api) = (free_port(), free_port());
+    let ports = crate::procs::free_ports(2);
+    let (rpc, api) = (ports[0], ports[1]);
     let config = dir.join("garage.toml");
     std::fs::write(
         &config,
@@ -325,10 +326,11 @@ impl GarageCluster {
         let dir = crate::procs::tempdir("berth-gcluster-");
         let secret = random_hex(32);
         let mut nodes = Vec::new();
+        let ports = crate::procs::free_ports(2 * n);
         for i in 0..n {
             let d = dir.path().join(format!("node{i}"));
             std::fs::create_dir(&d).expect("mkdir node dir");
-            let (rpc, api) = (free_port(), free_port());
+            let (rpc, api) = (ports[2 * i], ports[2 * i + 1]);
             let config = d.join("garage.toml");
             std::fs::write(
                 &config,
