@@ -44,8 +44,9 @@ pub struct HttpConfig {
     /// is closed; zero: no limit.
     #[serde(with = "duration::serde_go")]
     pub readheadertimeout: Duration,
-    /// berth's: how long an upload's body may stall (no byte arriving)
-    /// before the request fails, keeping what arrived; zero: no limit.
+    /// berth's: how long a blob or manifest body may stall (no byte
+    /// arriving) before the request fails (an upload keeps what arrived);
+    /// zero: no limit.
     #[serde(with = "duration::serde_go")]
     pub bodyidletimeout: Duration,
     /// Extra response headers, each with a list of values.

@@ -1,8 +1,8 @@
-//! A request body that fails when no byte arrives for a while
-//! (`http.bodyidletimeout`): a client that stalls mid-upload would
-//! otherwise hold its connection, its upload's lock and a write buffer
-//! forever. The error ends the request like a dropped connection does:
-//! what arrived is kept and the upload can be resumed.
+//! A request body (a blob upload's or a manifest's) that fails when no
+//! byte arrives for a while (`http.bodyidletimeout`): a client that stalls
+//! mid-upload would otherwise hold its connection, its upload's lock and a
+//! write buffer forever. The error ends the request like a dropped
+//! connection does: what an upload received is kept, so it can be resumed.
 
 use std::future::Future;
 use std::io;
