@@ -253,9 +253,8 @@ impl Registry {
         });
         match hasher {
             // The digest is known before anything is committed: the bytes
-            // this request wrote go straight to the blob (or are dropped
-            // when it exists), its link and the upload's clean-up in the
-            // same step.
+            // this request wrote go straight to the blob, its link and the
+            // upload's clean-up in the same step.
             Some(h) => {
                 let actual = h.finish();
                 if &actual != digest {
@@ -268,9 +267,11 @@ impl Registry {
                         .commit_to_then(self.driver.as_ref(), &blob_key, then)
                         .await?;
                 } else {
-                    writer
-                        .commit_deferred_then(self.driver.as_ref(), then)
-                        .await?;
+                    // The blob is stored already (the same layer pushed to
+                    // another repository without a mount): the upload's
+                    // bytes are dropped, not completed or copied.
+                    writer.cancel().await?;
+                    self.driver.apply_deferred(then).await?;
                 }
             }
             // No running hash: the bytes are committed under a name only

@@ -265,6 +265,42 @@ async fn concurrent_pushes_of_the_same_blob() {
 /// while a PATCH is still streaming waits for it, then verifies exactly the
 /// bytes the PATCH wrote. (Without that, the PUT could verify and move the
 /// upload while the PATCH's open file kept writing into the new blob.)
+/// A chunked upload of a blob the registry already stores (the same layer
+/// pushed to another repository without a mount) links it and drops the
+/// upload; nothing of the upload is left, and the stored blob is intact.
+#[tokio::test]
+async fn a_chunked_upload_of_a_stored_blob_links_it_and_leaves_nothing() {
+    for reg in TestRegistry::all() {
+        let data = vec![7u8; 300 << 10];
+        let d = reg.push_blob("first/repo", &data).await;
+        let r = reg
+            .req(Method::POST, "/v2/second/repo/blobs/uploads/", &[], "")
+            .await;
+        let loc = path_of(r.header("location").unwrap());
+        let r = reg.req(Method::PATCH, &loc, &[], data.clone()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", reg.kind);
+        let r = reg
+            .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}: {:?}", reg.kind, r.body);
+        for repo in ["first/repo", "second/repo"] {
+            let r = reg.get(&format!("/v2/{repo}/blobs/{d}")).await;
+            assert!(r.body.as_ref() == data.as_slice(), "{} {repo}", reg.kind);
+        }
+        let r = reg.get(&loc).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}: upload left", reg.kind);
+        if let Some(root) = &reg.root {
+            let repo = root.join("docker/registry/v2/repositories/second/repo");
+            assert!(repo.join("_layers").is_dir(), "{}", repo.display());
+            let uploads = repo.join("_uploads");
+            let left: Vec<_> = std::fs::read_dir(&uploads)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "upload directories left: {left:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_put_waits_for_a_patch_in_flight_on_the_same_upload() {
     use futures::SinkExt;
