@@ -13,6 +13,7 @@ mod load;
 mod net;
 mod report;
 mod setup;
+mod stats;
 mod util;
 
 use args::Args;
