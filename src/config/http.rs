@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{de, duration};
@@ -79,6 +80,29 @@ impl Default for HttpConfig {
             http2: Http2Config::default(),
         }
     }
+}
+
+/// The networks of `http.trustedproxies`: CIDR networks (`10.0.0.0/8`,
+/// `fd00::/8`) or single addresses. Errors name the entry
+/// (`http.trustedproxies[1]: ...`).
+pub fn trusted_proxy_nets(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let entry = e.trim();
+            entry
+                .parse::<IpNet>()
+                .ok()
+                .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+                .ok_or_else(|| {
+                    format!(
+                        "http.trustedproxies[{i}]: {e:?} is not an address or a CIDR network \
+                         (e.g. 10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `http.tls:` section. TLS is on when `certificate` is set.

@@ -348,7 +348,7 @@ impl Config {
                 "must be greater than zero when upload purging is enabled",
             ));
         }
-        if let Err(e) = crate::http::client_ip::ClientIp::from_config(&self.http.trustedproxies) {
+        if let Err(e) = trusted_proxy_nets(&self.http.trustedproxies) {
             let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
             return Err(ConfigError::invalid(key, message));
         }

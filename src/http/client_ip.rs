@@ -17,15 +17,12 @@ pub struct ClientIp {
 }
 
 impl ClientIp {
-    /// From `http.trustedproxies` entries: CIDR networks (`10.0.0.0/8`,
-    /// `fd00::/8`) or single addresses. Errors name the entry.
+    /// From `http.trustedproxies` entries (parsed by the config layer).
+    /// Errors name the entry.
     pub fn from_config(entries: &[String]) -> Result<ClientIp, String> {
-        let trusted = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| parse_net(e).ok_or_else(|| format!("http.trustedproxies[{i}]: {e:?} is not an address or a CIDR network (e.g. 10.0.0.0/8)")))
-            .collect::<Result<_, _>>()?;
-        Ok(ClientIp { trusted })
+        Ok(ClientIp {
+            trusted: crate::config::trusted_proxy_nets(entries)?,
+        })
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -62,14 +59,6 @@ impl ClientIp {
         }
         Some(client)
     }
-}
-
-fn parse_net(entry: &str) -> Option<IpNet> {
-    let entry = entry.trim();
-    entry
-        .parse::<IpNet>()
-        .ok()
-        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// One `X-Forwarded-For` entry: an address, `[v6]`, or either with a port

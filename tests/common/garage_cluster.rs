@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::{random_hex, S3Server, BUCKET};
+use super::{garage_toml, random_hex, S3Server, BUCKET};
 use crate::procs::{daemon_command, find_tool, run, wait_until, Proc};
 
 /// A Garage cluster of several `garage server` processes on 127.0.0.1, each
@@ -47,18 +47,8 @@ impl GarageCluster {
             std::fs::create_dir(&d).expect("mkdir node dir");
             let (rpc, api) = (ports[2 * i], ports[2 * i + 1]);
             let config = d.join("garage.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
-                     replication_factor = 3\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
-                     rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
-                     [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{api}\"\n\
-                     root_domain = \".s3.garage\"\n",
-                    d = d.display(),
-                ),
-            )
-            .expect("write garage.toml");
+            std::fs::write(&config, garage_toml(&d, 3, rpc, api, &secret))
+                .expect("write garage.toml");
             nodes.push(GarageNode {
                 config,
                 api,

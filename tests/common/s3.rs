@@ -93,6 +93,19 @@ fn random_hex(bytes: usize) -> String {
     )
 }
 
+/// A Garage node's configuration: sqlite metadata and data under `dir`,
+/// RPC and S3 API on the given 127.0.0.1 ports.
+fn garage_toml(dir: &std::path::Path, replication: u8, rpc: u16, api: u16, secret: &str) -> String {
+    format!(
+        "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+         replication_factor = {replication}\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+         rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+         [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{api}\"\n\
+         root_domain = \".s3.garage\"\n",
+        d = dir.display(),
+    )
+}
+
 fn start_garage() -> S3Server {
     let started = std::time::Instant::now();
     let dir = tempfile::Builder::new()
@@ -103,19 +116,8 @@ fn start_garage() -> S3Server {
     let ports = crate::procs::free_ports(2);
     let (rpc, api) = (ports[0], ports[1]);
     let config = dir.join("garage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
-             replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
-             rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
-             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{api}\"\n\
-             root_domain = \".s3.garage\"\n",
-            d = dir.display(),
-            secret = random_hex(32),
-        ),
-    )
-    .expect("write garage.toml");
+    std::fs::write(&config, garage_toml(&dir, 1, rpc, api, &random_hex(32)))
+        .expect("write garage.toml");
     let access_key = format!("GK{}", random_hex(12));
     let secret_key = random_hex(32);
     let garage = find_tool("garage").expect("garage");

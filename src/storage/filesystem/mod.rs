@@ -14,7 +14,9 @@
 //! Blocking `std::fs` work runs under `spawn_blocking`, except where one
 //! syscall on cached metadata costs less than the hand-off to the pool:
 //! `get_content` of small objects, `stat`, `list` of small directories and
-//! an append writer's size run inline (measured in docs/performance.md).
+//! an append writer's claim and size (`open`, non-blocking `flock`,
+//! `fstat`, `statx`: `claim.rs`) run inline (measured in
+//! docs/performance.md).
 //! A request's writes after its body come as one batch
 //! (`apply_deferred`, `ops.rs`) and cost one trip to the pool. An abandoned writer is
 //! undone synchronously in `Drop` (an unlink or a truncate, after waiting
