@@ -215,8 +215,10 @@ fn docker_login_push_pull_over_tls() {
     docker_round_trip(&dk, &format!("{host}/tls/login:v1"), &rootfs);
     let log = reg.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("https{") && l.contains("user=\"tlsuser\"") && l.contains("PUT")),
-        "no authenticated PUT over TLS in berth's log:\n{log}"
+        log.lines().any(|l| l.contains("https{")
+            && l.contains("user=\"tlsuser\"")
+            && l.contains("client=\"127.0.0.1\"")
+            && l.contains("PUT")),
+        "no authenticated PUT over TLS, with its client, in berth's log:\n{log}"
     );
 }
