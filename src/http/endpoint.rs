@@ -136,7 +136,18 @@ impl Endpoint {
         }
         if n >= 3 && segs[n - 2] == "manifests" {
             let name = name_of(n - 2)?;
-            let reference: Reference = segs[n - 1].parse().map_err(reference_error)?;
+            let reference: Reference = match segs[n - 1].parse() {
+                Ok(r) => r,
+                // A manifest cannot be stored under a reference that is not
+                // a valid tag or digest, so reads and deletes find nothing:
+                // 404 as distribution and the conformance suite expect. A
+                // PUT is told why its reference is refused.
+                Err(e) if *method == Method::PUT => return Err(reference_error(e)),
+                Err(_) if is_manifest_method(method) => {
+                    return Err(ApiError::new(ErrorCode::ManifestUnknown).detail(segs[n - 1]))
+                }
+                Err(_) => return Err(method_not_allowed()),
+            };
             return match *method {
                 Method::GET | Method::HEAD => Ok(Endpoint::GetManifest {
                     name,
@@ -189,6 +200,11 @@ fn only(method: &Method, allowed: &[Method], endpoint: Endpoint) -> Result<Endpo
     } else {
         Err(method_not_allowed())
     }
+}
+
+/// Methods the manifests endpoint serves.
+fn is_manifest_method(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(method)
 }
 
 fn method_not_allowed() -> ApiError {

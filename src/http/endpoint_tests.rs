@@ -195,9 +195,34 @@ fn rejects_bad_input_with_spec_errors() {
         (
             Method::GET,
             "x/manifests/bad:tag:x".into(),
+            ("MANIFEST_UNKNOWN", 404),
+        ),
+        (
+            Method::PUT,
+            "x/manifests/bad:tag:x".into(),
             ("DIGEST_INVALID", 400),
         ),
-        (Method::GET, "x/manifests/.bad".into(), ("TAG_INVALID", 400)),
+        (
+            Method::GET,
+            "x/manifests/.bad".into(),
+            ("MANIFEST_UNKNOWN", 404),
+        ),
+        (
+            Method::HEAD,
+            "x/manifests/.bad".into(),
+            ("MANIFEST_UNKNOWN", 404),
+        ),
+        (
+            Method::DELETE,
+            "x/manifests/.bad".into(),
+            ("MANIFEST_UNKNOWN", 404),
+        ),
+        (Method::PUT, "x/manifests/.bad".into(), ("TAG_INVALID", 400)),
+        (
+            Method::POST,
+            "x/manifests/.bad".into(),
+            ("UNSUPPORTED", 405),
+        ),
         (
             Method::GET,
             "x/blobs/sha256:abc".into(),

@@ -70,6 +70,7 @@ pub(super) async fn patch(req: Req<'_>, name: &RepoName, id: &UploadId, body: Bo
             name,
             id,
             range,
+            req.header("content-length").and_then(|v| v.parse().ok()),
             body_stream(body, req.st.config.http.bodyidletimeout),
         )
         .await?;

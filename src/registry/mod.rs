@@ -187,11 +187,13 @@ impl Registry {
         }
     }
 
-    /// True when the repository has ever had a manifest, layer or upload.
+    /// True when the repository has had a manifest pushed: a name holding
+    /// only layers or an upload session is no repository yet (registry:2
+    /// answers NAME_UNKNOWN for its tags).
     pub async fn repository_exists(&self, name: &RepoName) -> RegistryResult<bool> {
         match self
             .driver
-            .stat(&StoragePath::Repository { name }.to_key())
+            .stat(&StoragePath::ManifestRevisionsDir { name }.to_key())
             .await
         {
             Ok(_) => Ok(true),

@@ -177,13 +177,17 @@ impl Registry {
     }
 
     /// Appends a chunk (PATCH). With `range`, the chunk must start exactly at
-    /// the current size and be as long as announced.
+    /// the current size and be as long as announced: a body whose length is
+    /// known up front (`body_len`, the request's `Content-Length`) and
+    /// disagrees is refused before a byte is written, as distribution does;
+    /// one of unknown length is checked after it was appended.
     /// Errors: `UploadUnknown`, `RangeInvalid`, `SizeInvalid`.
     pub async fn append_upload(
         &self,
         name: &RepoName,
         id: &UploadId,
         range: Option<ByteRange>,
+        body_len: Option<u64>,
         body: impl BodyStream,
     ) -> RegistryResult<UploadStatus> {
         let _session = self.upload_locks.lock(name, id).await;
@@ -193,6 +197,13 @@ impl Registry {
             if r.start != start || r.end < r.start {
                 let _ = writer.close().await;
                 return Err(RegistryError::RangeInvalid { size: start });
+            }
+            let announced = r.end - r.start + 1;
+            if let Some(len) = body_len.filter(|len| *len != announced) {
+                let _ = writer.close().await;
+                return Err(RegistryError::SizeInvalid(format!(
+                    "Content-Range announces {announced} bytes, Content-Length {len}"
+                )));
             }
         }
         let copied = copy_body(body, writer.as_mut(), hasher.as_mut()).await;

@@ -53,6 +53,52 @@ async fn tags_list_sorted_and_paginated() {
     }
 }
 
+/// A name holding only an upload session or layers is no repository yet:
+/// its tags are NAME_UNKNOWN (as registry:2 answers); once a manifest is
+/// pushed by digest, the list exists and is empty.
+#[tokio::test]
+async fn tags_list_of_a_name_with_only_uploads_or_layers() {
+    for reg in TestRegistry::all() {
+        let r = reg
+            .req(
+                axum::http::Method::POST,
+                "/v2/only/upload/blobs/uploads/",
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", reg.kind);
+        reg.push_blob("only/layer", b"a layer and nothing else")
+            .await;
+        for name in ["only/upload", "only/layer"] {
+            let r = reg.get(&format!("/v2/{name}/tags/list")).await;
+            assert_eq!(
+                (r.status, r.error_code().as_str()),
+                (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                "{} {name}",
+                reg.kind
+            );
+        }
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let cd = reg.push_blob("only/layer", config).await;
+        let layer = b"a layer and nothing else";
+        let manifest = image_manifest(
+            &cd,
+            config.len(),
+            &[(Digest::sha256_of(layer), layer.len())],
+            None,
+        );
+        let by_digest = Digest::sha256_of(&manifest).to_string();
+        let r = reg
+            .put_manifest("only/layer", &by_digest, OCI_MANIFEST, &manifest)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", reg.kind);
+        let r = reg.get("/v2/only/layer/tags/list").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", reg.kind);
+        assert_eq!(r.json()["tags"], serde_json::json!([]), "{}", reg.kind);
+    }
+}
+
 /// Pages of a repository with more tags than a page, in random push order:
 /// every tag once, in order, whatever the page size.
 #[tokio::test]

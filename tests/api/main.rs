@@ -63,7 +63,12 @@ async fn invalid_names_and_references_rejected_before_storage() {
             ("/v2/a/../b/manifests/latest", 400, "NAME_INVALID"),
             ("/v2/a%2Fb/manifests/latest", 400, "NAME_INVALID"),
             ("/v2/a/%2E%2E/b/tags/list", 400, "NAME_INVALID"),
-            ("/v2/x/manifests/-bad", 400, "TAG_INVALID"),
+            ("/v2/x/manifests/-bad", 404, "MANIFEST_UNKNOWN"),
+            (
+                "/v2/x/manifests/.INVALID_MANIFEST_NAME",
+                404,
+                "MANIFEST_UNKNOWN",
+            ),
             ("/v2/x/blobs/sha256:123", 400, "DIGEST_INVALID"),
             ("/v2/x/blobs/uploads/../../etc", 404, "UNSUPPORTED"),
             ("/v2/x/blobs/uploads/not-a-uuid", 404, "BLOB_UPLOAD_UNKNOWN"),
@@ -78,6 +83,16 @@ async fn invalid_names_and_references_rejected_before_storage() {
                 reg.kind
             );
         }
+        // Reads find no manifest under an invalid tag; a push is told why.
+        let r = reg
+            .req(Method::PUT, "/v2/x/manifests/-bad", &[], "{}")
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code().as_str()),
+            (400, "TAG_INVALID"),
+            "{}",
+            reg.kind
+        );
         if let Some(root) = &reg.root {
             assert!(
                 !root.join("docker").exists(),

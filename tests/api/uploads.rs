@@ -61,6 +61,25 @@ async fn chunked_upload_with_content_range() {
             .await;
         assert_eq!(r.header("range"), Some("0-19"));
 
+        // A length that disagrees with the range is refused before a byte
+        // is written: the upload stays at 20 bytes.
+        let r = reg
+            .req(
+                Method::PATCH,
+                &loc,
+                &[("content-range", "20-29"), ("content-length", "5")],
+                "vwxyz",
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+            "{}",
+            reg.kind
+        );
+        let r = reg.get(&loc).await;
+        assert_eq!(r.header("range"), Some("0-19"), "{}", reg.kind);
+
         let all = b"0123456789abcdefghijKLMNO";
         let d = Digest::sha256_of(all);
         let r = reg
