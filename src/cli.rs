@@ -37,6 +37,24 @@ pub enum Command {
     /// the registry stopped or read-only; `storage.maintenance.gc` collects
     /// online instead.
     GarbageCollect(GcArgs),
+    /// Ask the registry this configuration describes for `/healthz`; exit 0
+    /// on 200 (a container HEALTHCHECK: the image has no shell or curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `berth healthcheck [CONFIG] [--config FILE] [--timeout SECS]`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Configuration file of the registry to probe (default: embedded
+    /// default, or $REGISTRY_CONFIGURATION_PATH when set).
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "config_file")]
+    pub config: Option<PathBuf>,
+    /// Configuration file, positional.
+    #[arg(value_name = "CONFIG")]
+    pub config_file: Option<PathBuf>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 /// `berth garbage-collect [CONFIG] [--config FILE] [--root DIR] [-d] [-m]`.
@@ -133,7 +151,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Htpasswd(cmd) => htpasswd(cmd),
         Command::Cert(args) => cert(args),
         Command::GarbageCollect(args) => garbage_collect(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
     }
+}
+
+/// `berth healthcheck`: prints the answer's status line; fails unless 200.
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let path = args
+        .config
+        .or(args.config_file)
+        .or_else(configuration_path_from_env);
+    let (config, _warnings) = load(path.as_deref())?;
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let status = crate::healthcheck::probe(&config, timeout).await?;
+    println!("{status}");
+    Ok(())
 }
 
 /// `berth garbage-collect`: one offline mark and sweep; removals on stdout,

@@ -9,6 +9,7 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod healthcheck;
 pub mod http;
 pub mod memtrim;
 pub mod oci;

@@ -464,6 +464,11 @@ impl Dockerd {
         c
     }
 
+    /// `DOCKER_HOST` for other programs that talk to this daemon.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
     /// Runs `docker ARGS`, asserting success; returns stdout.
     pub fn run(&self, args: &[&str]) -> String {
         run(self.docker().args(args))
