@@ -3,7 +3,11 @@
 
 mod auth;
 mod blobs;
+pub mod activity;
 mod body_idle;
+pub mod conn_limit;
+mod early;
+mod head_limit;
 pub mod client_ip;
 pub mod endpoint;
 mod errors;

@@ -23,7 +23,7 @@ async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let mut cfg = Config::default();
     cfg.storage.delete.enabled = true;
     configure(&mut cfg);
-    let timeouts = berth::http::server::Timeouts::from_config(&cfg.http);
+    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
     let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -31,7 +31,7 @@ async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let task = tokio::spawn(berth::http::server::serve_plain(
         listener,
         app,
-        timeouts,
+        settings,
         std::future::pending(),
     ));
     Live {
