@@ -105,18 +105,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> HeadLimited<T> {
             self.last_started = started;
             self.head_bytes = 0;
         }
-        let allowance = (self.max + 1).saturating_sub(self.head_bytes);
-        let room = buf.remaining().min(allowance);
-        let slice = buf.initialize_unfilled_to(room);
-        let mut sub = ReadBuf::new(slice);
-        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut sub))?;
-        let n = sub.filled().len();
-        if self.preface.is_some() {
-            let data = sub.filled().to_vec();
-            self.check_preface(&data);
-        }
-        self.head_bytes += n;
-        if self.head_bytes > self.max && matches!(self.state, State::Counting) {
+        // A read may bring the head and the start of the body: the head is
+        // over the bound only when hyper asks for more with none left.
+        let allowance = self.max.saturating_sub(self.head_bytes);
+        if allowance == 0 {
             tracing::info!(
                 "request head over http.maxheaderbytes ({} bytes); answered 431",
                 self.max
@@ -128,6 +120,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> HeadLimited<T> {
             };
             return Poll::Ready(Ok(()));
         }
+        let room = buf.remaining().min(allowance);
+        let slice = buf.initialize_unfilled_to(room);
+        let mut sub = ReadBuf::new(slice);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut sub))?;
+        let n = sub.filled().len();
+        if self.preface.is_some() {
+            let data = sub.filled().to_vec();
+            self.check_preface(&data);
+        }
+        self.head_bytes += n;
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
