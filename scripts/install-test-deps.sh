@@ -21,6 +21,7 @@ declare -A PKG=(
   [curl]=curl
   [openssl]=openssl
   [nginx]=nginx-light
+  [go]=golang-go
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
