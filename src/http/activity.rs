@@ -56,7 +56,12 @@ impl Activity {
         if self.active() > 0 {
             return None;
         }
-        Some(*self.idle_since.lock().unwrap_or_else(PoisonError::into_inner))
+        Some(
+            *self
+                .idle_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 }
 

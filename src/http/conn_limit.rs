@@ -48,7 +48,9 @@ impl ConnLimiter {
         if total_full || client_full {
             s.refused_since_warning += 1;
             let now = Instant::now();
-            if s.last_warning.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+            if s.last_warning
+                .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+            {
                 let which = if total_full {
                     format!("http.maxconnections ({})", self.max_total)
                 } else {

@@ -95,7 +95,11 @@ impl<T> HeadLimited<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> HeadLimited<T> {
-    fn poll_counted(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_counted(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if self.activity.active() > 0 {
             self.head_bytes = 0;
             return Pin::new(&mut self.inner).poll_read(cx, buf);

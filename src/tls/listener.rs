@@ -47,8 +47,7 @@ pub async fn serve_tls(
     let local = listener.local_addr().context("listener address")?;
     let stopper = server::Stopper::new();
     tokio::pin!(shutdown);
-    while let Some((tcp, peer, permit)) = server::accept(&listener, &limiter, &mut shutdown).await
-    {
+    while let Some((tcp, peer, permit)) = server::accept(&listener, &limiter, &mut shutdown).await {
         let conn = Conn {
             acceptor: acceptor.clone(),
             builder: builder.clone(),

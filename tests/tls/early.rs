@@ -61,7 +61,12 @@ fn curl_over_http2_always_sees_the_early_401() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The OCI conformance client's pattern on Go's own `net/http` (HTTP/2 over
@@ -83,7 +88,11 @@ fn go_client_retries_with_credentials_after_the_401() {
         "300",
     ]));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(printed.contains("HTTP/2.0"), "{printed}");
 }
 
