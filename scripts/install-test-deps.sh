@@ -23,6 +23,7 @@ declare -A PKG=(
   [nginx]=nginx-light
   [systemd-analyze]=systemd
   [ldd]=libc-bin
+  [go]=golang-go
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

@@ -147,6 +147,7 @@ impl Maintenance {
 /// Runs the registry server until Ctrl-C / SIGTERM, then drains connections.
 /// Serves HTTPS when `http.tls.certificate` is set, plain HTTP otherwise.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::rlimit::raise_nofile();
     let driver = open_storage(&config)?;
     let addr = config.listen_addr()?;
     let where_ = match config.storage_driver()? {
@@ -203,12 +204,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "; client certificates required".to_string()
         }
     );
-    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
+    let settings = crate::http::server::ConnSettings::from_config(&config.http);
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
     let app = build_app_with(config, registry)?;
-    let served =
-        crate::tls::serve_tls(listener, app, tls, http2, timeouts, shutdown_signal()).await;
+    let served = crate::tls::serve_tls(listener, app, tls, settings, shutdown_signal()).await;
     maintenance.stop().await;
     served?;
     tracing::info!("berth stopped");
@@ -236,11 +236,11 @@ async fn serve_plain(
              (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
-    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
+    let settings = crate::http::server::ConnSettings::from_config(&config.http);
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
     let app = build_app_with(config, registry)?;
-    crate::http::server::serve_plain(listener, app, timeouts, shutdown_signal()).await;
+    crate::http::server::serve_plain(listener, app, settings, shutdown_signal()).await;
     maintenance.stop().await;
     tracing::info!("berth stopped");
     Ok(())

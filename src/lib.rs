@@ -14,5 +14,6 @@ pub mod http;
 pub mod memtrim;
 pub mod oci;
 pub mod registry;
+pub mod rlimit;
 pub mod storage;
 pub mod tls;

@@ -12,6 +12,7 @@ mod procs;
 
 mod tls {
     mod client_certs;
+    mod early;
     mod https;
     mod images;
     mod reload;

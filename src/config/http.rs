@@ -50,6 +50,23 @@ pub struct HttpConfig {
     /// zero: no limit.
     #[serde(with = "duration::serde_go")]
     pub bodyidletimeout: Duration,
+    /// berth's: how long a connection may stay open with no request in
+    /// progress (before its first request, between HTTP/1 keep-alive
+    /// requests, or with no open HTTP/2 stream) before it is closed; zero:
+    /// no limit.
+    #[serde(with = "duration::serde_go")]
+    pub idletimeout: Duration,
+    /// berth's: most connections open at once (plain and TLS listener);
+    /// a new one past it is closed at once. Zero: no limit.
+    pub maxconnections: usize,
+    /// berth's: most connections open at once from one client address;
+    /// zero: no limit. Behind a proxy every connection has the proxy's
+    /// address: raise it or set zero there.
+    pub maxconnectionsperclient: usize,
+    /// berth's: largest request head (request line and headers) in bytes;
+    /// an HTTP/1 head past it gets 431, an HTTP/2 header list past it is
+    /// refused.
+    pub maxheaderbytes: usize,
     /// Extra response headers, each with a list of values.
     #[serde(deserialize_with = "de::headers")]
     pub headers: BTreeMap<String, Vec<String>>,
@@ -74,6 +91,10 @@ impl Default for HttpConfig {
             draintimeout: Duration::ZERO,
             readheadertimeout: Duration::from_secs(60),
             bodyidletimeout: Duration::from_secs(120),
+            idletimeout: Duration::from_secs(120),
+            maxconnections: 4096,
+            maxconnectionsperclient: 512,
+            maxheaderbytes: 64 << 10,
             headers: BTreeMap::new(),
             tls: TlsConfig::default(),
             debug: DebugConfig::default(),
@@ -106,7 +127,7 @@ pub fn trusted_proxy_nets(entries: &[String]) -> Result<Vec<IpNet>, String> {
 }
 
 /// `http.tls:` section. TLS is on when `certificate` is set.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TlsConfig {
     /// PEM certificate chain file.
@@ -126,6 +147,25 @@ pub struct TlsConfig {
     pub ciphersuites: Vec<String>,
     /// ACME certificates; accepted, not implemented yet.
     pub letsencrypt: LetsEncryptConfig,
+    /// berth's: how long a new connection on the TLS port may take to send
+    /// its first byte and finish the handshake (slow-handshake guard);
+    /// zero: no limit.
+    #[serde(with = "duration::serde_go")]
+    pub handshaketimeout: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: String::new(),
+            key: String::new(),
+            clientcas: Vec::new(),
+            minimumtls: String::new(),
+            ciphersuites: Vec::new(),
+            letsencrypt: LetsEncryptConfig::default(),
+            handshaketimeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `http.tls.letsencrypt:` section.

@@ -1,12 +1,16 @@
 //! HTTP layer: parses requests, checks them, calls the registry layer and
 //! writes responses. It never touches a storage driver directly.
 
+pub mod activity;
 mod auth;
 mod blobs;
 mod body_idle;
 pub mod client_ip;
+pub mod conn_limit;
+mod early;
 pub mod endpoint;
 mod errors;
+mod head_limit;
 mod listing;
 mod manifests;
 mod middleware;

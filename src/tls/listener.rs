@@ -8,13 +8,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use axum::Router;
-use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
@@ -27,60 +28,68 @@ pub const PLAIN_HTTP_ON_TLS_PORT: &str = "this port speaks HTTPS; use https://";
 /// The first byte of every TLS connection (a handshake record).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// How long a new connection may take to send its first byte and finish the
-/// TLS handshake; past it the connection is dropped (slowloris guard).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, then stops
 /// accepting and lets open connections finish their requests for up to
-/// `timeouts.drain` (`http.draintimeout`; 30 s when zero).
+/// `settings.drain` (`http.draintimeout`; 30 s when zero). A new connection
+/// has `settings.handshake` (`http.tls.handshaketimeout`) to send its first
+/// byte and finish the handshake.
 pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: TlsSetup,
-    http2: bool,
-    timeouts: server::Timeouts,
+    settings: server::ConnSettings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls.server_config);
     let watcher = tls.resolver.clone().spawn_watcher();
-    let builder = server::connection_builder(http2, timeouts);
+    let builder = Arc::new(server::connection_builder(&settings));
+    let limiter = settings.limiter();
     let local = listener.local_addr().context("listener address")?;
-    let graceful = GracefulShutdown::new();
+    let stopper = server::Stopper::new();
     tokio::pin!(shutdown);
-    while let Some((tcp, peer)) = server::accept(&listener, &mut shutdown).await {
+    while let Some((tcp, peer, permit)) = server::accept(&listener, &limiter, &mut shutdown).await {
         let conn = Conn {
             acceptor: acceptor.clone(),
             builder: builder.clone(),
             app: app.clone(),
-            watcher: graceful.watcher(),
+            stop: stopper.watcher(),
+            settings,
             local,
         };
         let span = tracing::info_span!("https", %peer);
-        tokio::spawn(conn.run(tcp, peer).instrument(span));
+        tokio::spawn(
+            async move {
+                conn.run(tcp, peer).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
     drop(listener);
     watcher.abort();
-    server::drain_connections(graceful, timeouts.drain).await;
+    stopper.drain(settings.drain).await;
     Ok(())
 }
 
 /// Everything one connection's task needs.
 struct Conn {
     acceptor: TlsAcceptor,
-    builder: auto::Builder<server::SpanExecutor>,
+    builder: Arc<auto::Builder<server::SpanExecutor>>,
     app: Router,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
+    settings: server::ConnSettings,
     local: SocketAddr,
 }
 
 impl Conn {
     async fn run(self, tcp: TcpStream, peer: SocketAddr) {
+        let limit = self.settings.handshake;
+        let started = tokio::time::Instant::now();
         let mut first = [0u8; 1];
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
-            Ok(Ok(1..)) => {}
-            Ok(Ok(_)) | Err(_) => return, // closed, or silent too long
-            Ok(Err(e)) => {
+        match within(limit, tcp.peek(&mut first)).await {
+            Some(Ok(1..)) => {}
+            Some(Ok(_)) | None => return, // closed, or silent too long
+            Some(Err(e)) => {
                 tracing::debug!("reading from {peer}: {e}");
                 return;
             }
@@ -90,24 +99,46 @@ impl Conn {
             refuse_plain_http(tcp, self.local).await;
             return;
         }
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
+        let left = if limit.is_zero() {
+            limit
+        } else {
+            limit
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        };
+        let tls = match within(left, self.acceptor.accept(tcp)).await {
+            Some(Ok(tls)) => tls,
+            Some(Err(e)) => {
                 // Clients without the CA, or without a client certificate.
                 tracing::debug!("TLS handshake with {peer} failed: {e}");
                 return;
             }
-            Err(_) => return,
+            None => {
+                tracing::debug!("TLS handshake with {peer} took over {limit:?}; dropped");
+                return;
+            }
         };
-        let service = server::service_for(self.app, peer, mark_https);
-        let conn = self
-            .builder
-            .serve_connection(TokioIo::new(tls), service)
-            .into_owned();
-        if let Err(e) = self.watcher.watch(conn).await {
-            tracing::debug!("connection from {peer} ended: {e}");
-        }
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        server::serve_connection(
+            tls,
+            peer,
+            h2,
+            self.app,
+            mark_https,
+            &self.builder,
+            &self.settings,
+            self.stop,
+        )
+        .await;
     }
+}
+
+/// `fut`'s output, or `None` when `limit` (non-zero) passes first.
+async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    if limit.is_zero() {
+        return Some(fut.await);
+    }
+    tokio::time::timeout(limit, fut).await.ok()
 }
 
 /// Tells the router the request came over TLS, the way a TLS-terminating

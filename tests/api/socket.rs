@@ -23,7 +23,7 @@ async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let mut cfg = Config::default();
     cfg.storage.delete.enabled = true;
     configure(&mut cfg);
-    let timeouts = berth::http::server::Timeouts::from_config(&cfg.http);
+    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
     let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -31,7 +31,7 @@ async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let task = tokio::spawn(berth::http::server::serve_plain(
         listener,
         app,
-        timeouts,
+        settings,
         std::future::pending(),
     ));
     Live {
@@ -65,18 +65,18 @@ async fn get_with_header_of(base: &str, pad: usize) -> String {
     text.lines().next().unwrap_or("").to_string()
 }
 
-/// The read buffer is raised from hyper's ~400 KiB to 2 MiB (fewer reads
-/// per uploaded GiB); it also bounds a request head: a 1 MiB head (as Go's
-/// net/http allows) is served, an 8 MiB one refused with 431.
+/// A request head is bounded by `http.maxheaderbytes` (64 KiB by default),
+/// not by the 2 MiB read buffer bodies use: a 60 KiB head is served, a
+/// 100 KiB one refused with 431, and a large body still goes through.
 #[tokio::test]
-async fn request_heads_are_bounded_by_the_read_buffer() {
+async fn request_heads_are_bounded_by_maxheaderbytes() {
     let srv = live().await;
-    let ok = get_with_header_of(&srv.base, 1 << 20).await;
-    assert!(ok.starts_with("HTTP/1.1 200"), "1 MiB head: {ok:?}");
-    let refused = get_with_header_of(&srv.base, 8 << 20).await;
+    let ok = get_with_header_of(&srv.base, 60 << 10).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "60 KiB head: {ok:?}");
+    let refused = get_with_header_of(&srv.base, 100 << 10).await;
     assert!(
         refused.starts_with("HTTP/1.1 431"),
-        "8 MiB head must be refused: {refused:?}"
+        "100 KiB head must be refused: {refused:?}"
     );
 }
 
@@ -92,6 +92,20 @@ async fn plain_http_serves_h2c() {
     let r = c.get(format!("{}/v2/", srv.base)).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
+}
+
+/// With `http.http2.disabled`, the plain port refuses h2c too.
+#[tokio::test]
+async fn plain_http_refuses_h2c_when_http2_is_disabled() {
+    let srv = live_with(|c| c.http.http2.disabled = true).await;
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/v2/", srv.base)).send().await;
+    assert!(r.is_err(), "h2c must be refused: {r:?}");
+    let r = reqwest::get(format!("{}/v2/", srv.base)).await.unwrap();
+    assert_eq!(r.status(), 200, "HTTP/1.1 still served");
 }
 
 #[tokio::test]
@@ -245,4 +259,119 @@ async fn a_stalled_upload_body_fails_and_keeps_what_arrived() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["range"], "0-999");
+}
+
+/// A TCP connection that never sends a byte is closed after
+/// `http.idletimeout` (hyper's header timeout starts only at the first byte).
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let s = live_with(|c| c.http.idletimeout = std::time::Duration::from_secs(1)).await;
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.is_empty(), "{answer}");
+    // A keep-alive connection idle after a request is closed too.
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// `http.maxconnectionsperclient` (and `http.maxconnections`): the
+/// connection past the cap is closed at once; once others close, a
+/// normal client gets through.
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = live_with(|c| {
+        c.http.maxconnections = 100;
+        c.http.maxconnectionsperclient = 3;
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // Served: the server has taken (and counted) the connection.
+        tcp.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        tcp.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        held.push(tcp);
+    }
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        extra.read_to_end(&mut out),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection past the cap was kept open");
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    drop(held);
+    // The places come free as the server sees the closes.
+    let client = reqwest::Client::new();
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{}/v2/", s.base)).send().await {
+            status = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Some(reqwest::StatusCode::OK));
+}
+
+/// An early answer (401 to an anonymous PUT with a body) over HTTP/1 reads
+/// the small unread body first, so the next request on the same
+/// keep-alive connection is served.
+#[tokio::test]
+async fn an_early_401_keeps_the_http1_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    berth::auth::htpasswd::add_user(&users, "u", "p", 4).unwrap();
+    let path = users.display().to_string();
+    let s = live_with(move |c| {
+        c.auth = Some(berth::config::auth::AuthConfig {
+            htpasswd: Some(berth::config::auth::HtpasswdAuthConfig {
+                realm: "r".into(),
+                path: path.clone(),
+            }),
+            ..Default::default()
+        });
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = "m".repeat(100 << 10);
+    // The head alone first: the server answers before the body arrives.
+    let head = format!(
+        "PUT /v2/x/manifests/latest HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Without the drain the server may already have closed: writes may fail.
+    let _ = tcp.write_all(body.as_bytes()).await;
+    let _ = tcp
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tcp.read_to_end(&mut out),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 401").count(), 2, "{text}");
 }
