@@ -104,6 +104,18 @@ async fn catalog_sorted_and_paginated() {
         }
         // A repository with only blobs (no manifests) is not listed.
         reg.push_blob("blobonly", b"x").await;
+        // The same answers from the storage walk and from the index.
+        for indexed in [false, true] {
+            if indexed {
+                reg.refresh_index().await;
+            }
+            check_catalog_pages(&reg).await;
+        }
+    }
+}
+
+async fn check_catalog_pages(reg: &TestRegistry) {
+    {
         let r = reg.get("/v2/_catalog").await;
         assert_eq!(r.status, StatusCode::OK);
         let want = [
@@ -142,6 +154,7 @@ async fn catalog_page_size_has_a_server_cap() {
         for i in 0..5 {
             reg.push_image(&format!("r{i}"), "v", "x").await;
         }
+        reg.refresh_index().await;
         // Without n, the page is the smaller of 100 and the cap.
         let r = reg.get("/v2/_catalog").await;
         assert_eq!(r.json()["repositories"].as_array().unwrap().len(), 3);
@@ -164,6 +177,17 @@ async fn v1_search() {
         for n in ["team/web-app", "team/db", "other/webby"] {
             reg.push_image(n, "v", n).await;
         }
+        for indexed in [false, true] {
+            if indexed {
+                reg.refresh_index().await;
+            }
+            check_search(&reg).await;
+        }
+    }
+}
+
+async fn check_search(reg: &TestRegistry) {
+    {
         let r = reg.get("/v1/search?q=web").await;
         assert_eq!(r.status, StatusCode::OK);
         let j = r.json();
@@ -225,6 +249,17 @@ async fn catalog_pages_in_component_order_with_nested_names() {
         for n in names {
             reg.push_image(n, "v", n).await;
         }
+        for indexed in [false, true] {
+            if indexed {
+                reg.refresh_index().await;
+            }
+            check_nested_pages(&reg).await;
+        }
+    }
+}
+
+async fn check_nested_pages(reg: &TestRegistry) {
+    {
         let all = reg.get("/v2/_catalog").await.json()["repositories"].clone();
         assert_eq!(
             all,
