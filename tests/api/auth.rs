@@ -32,7 +32,7 @@ pub(crate) fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {
     }
 }
 
-fn htpasswd_config(
+pub(crate) fn htpasswd_config(
     dir: &tempfile::TempDir,
     access: Option<AccessConfig>,
 ) -> impl Fn(&mut Config) + '_ {
