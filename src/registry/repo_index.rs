@@ -332,6 +332,7 @@ pub fn spawn_refresh(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::{RefreshOutcome, RepoIndex};
 
     fn ready(names: &[&str]) -> RepoIndex {

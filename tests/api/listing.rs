@@ -402,9 +402,11 @@ async fn the_index_serves_catalog_and_search_without_listing_storage() {
     use std::sync::atomic::Ordering::SeqCst;
     let driver = counting();
     let dir = crate::auth::users();
-    let mut access = berth::config::auth::AccessConfig::default();
-    access.anonymous = vec![crate::auth::rule(&["org1/**"], &["pull"])];
-    access.authenticated = vec![crate::auth::rule(&["**"], &["pull", "push"])];
+    let access = berth::config::auth::AccessConfig {
+        anonymous: vec![crate::auth::rule(&["org1/**"], &["pull"])],
+        authenticated: vec![crate::auth::rule(&["**"], &["pull", "push"])],
+        ..Default::default()
+    };
     let reg = TestRegistry::with_driver(
         driver.clone(),
         crate::auth::htpasswd_config(&dir, Some(access)),
