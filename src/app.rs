@@ -50,6 +50,7 @@ pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Resu
 pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry {
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
+        index_limit: config.catalog.indexlimit,
     };
     Registry::new(driver, options)
 }
@@ -79,15 +80,23 @@ pub struct Maintenance {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Returns freed heap memory to the system (not a storage worker).
     trimmer: tokio::task::JoinHandle<()>,
+    /// Refreshes the repository index (reads only, so also in read-only
+    /// mode); none when `catalog.refreshinterval` is 0.
+    index: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Maintenance {
-    /// Starts the workers the configuration enables. None run in read-only
-    /// mode: they would write (delete) behind the operator's back.
+    /// Starts the workers the configuration enables. None that write run in
+    /// read-only mode (they would delete behind the operator's back); the
+    /// repository index refresher, which only reads, always runs.
     pub fn start(config: &Config, registry: &Registry) -> Maintenance {
         use crate::registry::gc::{purge::PurgeOptions, worker, GcOptions};
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let trimmer = crate::memtrim::spawn(crate::memtrim::INTERVAL, rx.clone());
+        let every = config.catalog.refreshinterval;
+        let index = (!every.is_zero()).then(|| {
+            crate::registry::repo_index::spawn_refresh(registry.clone(), every, rx.clone())
+        });
         let mut tasks = Vec::new();
         let m = &config.storage.maintenance;
         if m.readonly.enabled {
@@ -98,6 +107,7 @@ impl Maintenance {
                 shutdown,
                 tasks,
                 trimmer,
+                index,
             };
         }
         if m.uploadpurging.enabled {
@@ -124,6 +134,7 @@ impl Maintenance {
             shutdown,
             tasks,
             trimmer,
+            index,
         }
     }
 
@@ -141,6 +152,9 @@ impl Maintenance {
             let _ = t.await;
         }
         let _ = self.trimmer.await;
+        if let Some(index) = self.index {
+            let _ = index.await;
+        }
     }
 }
 

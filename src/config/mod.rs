@@ -106,12 +106,23 @@ pub struct CatalogConfig {
     /// Largest `n` accepted on `_catalog` and `tags/list`; above it → 400.
     #[serde(deserialize_with = "de::count")]
     pub maxentries: usize,
+    /// berth only: how often the in-memory repository index is rebuilt from
+    /// storage, which bounds how long other replicas' pushes and deletes
+    /// take to show in `_catalog` and `/v1/search` (default 30s; 0 turns
+    /// the index off: every listing walks storage).
+    #[serde(with = "duration::serde_go")]
+    pub refreshinterval: std::time::Duration,
+    /// berth only: most repository names the index holds (about 100 bytes
+    /// each); past it listings walk storage (default 1,000,000).
+    pub indexlimit: usize,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             maxentries: DEFAULT_MAX_ENTRIES,
+            refreshinterval: std::time::Duration::from_secs(30),
+            indexlimit: DEFAULT_INDEX_LIMIT,
         }
     }
 }
@@ -121,6 +132,10 @@ pub const SUPPORTED_VERSION: &str = "0.1";
 
 /// distribution's `catalog.maxentries` default.
 pub const DEFAULT_MAX_ENTRIES: usize = 1000;
+
+/// `catalog.indexlimit` default: repository names held in memory, about
+/// 100 bytes each, so at most ~100 MB for a million repositories.
+pub const DEFAULT_INDEX_LIMIT: usize = 1_000_000;
 
 /// Keys under `storage:` that are settings, not drivers (distribution's
 /// list plus `tag` from distribution 3).

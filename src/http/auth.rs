@@ -85,7 +85,9 @@ pub(super) fn can_list(st: &HttpState, id: &Identity, repo: &str) -> bool {
             let user = (!c.subject.is_empty()).then_some(c.subject.as_str());
             st.policy.allowed(user, repo).contains(Action::Pull)
         }
-        // External tokens: the token server granted `registry:catalog:*`.
+        // External tokens: `_catalog` and search are reached only with a
+        // `registry:catalog` grant (`authorize`), which shows every name,
+        // as registry:2's catalog does.
         Identity::Token(_) => true,
         other => permissions(st, other, repo).contains(Action::Pull),
     }

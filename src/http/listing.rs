@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::endpoint::Endpoint;
 use super::{form_pairs, HttpResult, HttpState, Req};
 use crate::auth::authenticator::Identity;
 use crate::error::{ApiError, ErrorCode};
@@ -142,17 +143,30 @@ pub(super) async fn referrers(req: Req<'_>, name: &RepoName, digest: &Digest) ->
 
 /// `GET /v1/search?q=&n=&page=`: the old registry search, so that
 /// `docker search HOST/term` works. Matches names containing the term.
+/// It reveals repository names as `_catalog` does, so it requires exactly
+/// what `_catalog` requires (same 401 challenge, checked before anything is
+/// listed) and shows only what `_catalog` would show the caller.
 pub(super) async fn search(
     State(st): State<Arc<HttpState>>,
     request: axum::extract::Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
-    search_inner(&st, &parts)
+    let mut identity = Identity::Anonymous;
+    let mut resp = search_inner(&st, &parts, &mut identity)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(name) = identity.name() {
+        resp.extensions_mut()
+            .insert(super::middleware::CallerName(name.to_string()));
+    }
+    resp
 }
 
-async fn search_inner(st: &HttpState, parts: &axum::http::request::Parts) -> HttpResult {
+async fn search_inner(
+    st: &HttpState,
+    parts: &axum::http::request::Parts,
+    identity: &mut Identity,
+) -> HttpResult {
     let uri = &parts.uri;
     let anonymous = Identity::Anonymous;
     let pre = Req {
@@ -161,7 +175,9 @@ async fn search_inner(st: &HttpState, parts: &axum::http::request::Parts) -> Htt
         headers: &parts.headers,
         identity: &anonymous,
     };
-    let identity = super::auth::identify(pre, st.client(parts)).await?;
+    *identity = super::auth::identify(pre, st.client(parts)).await?;
+    let req = Req { identity, ..pre };
+    super::auth::authorize(req, &Endpoint::Catalog)?;
     let q = uri.query().unwrap_or("");
     let get = |k: &str| form_pairs(q).find(|(key, _)| key == k).map(|(_, v)| v);
     let query = get("q").unwrap_or_default();
@@ -175,17 +191,16 @@ async fn search_inner(st: &HttpState, parts: &axum::http::request::Parts) -> Htt
         .filter(|p| *p > 0)
         .unwrap_or(1);
     let term = query.to_lowercase();
-    let mut names = st.registry.all_repositories().await?;
-    names.retain(|n| {
-        n.contains(term.as_str())
-            && (st.policy.is_open() || super::auth::can_list(st, &identity, n))
-    });
-    names.sort();
-    let total = names.len();
+    let skip = (page - 1).saturating_mul(page_size);
+    let open = st.policy.is_open();
+    let (total, names) = st
+        .registry
+        .search_repositories(&term, skip, page_size, |n| {
+            open || super::auth::can_list(st, identity, n)
+        })
+        .await?;
     let results: Vec<serde_json::Value> = names
         .iter()
-        .skip((page - 1).saturating_mul(page_size))
-        .take(page_size)
         .map(|n| {
             serde_json::json!({
                 "name": n,

@@ -105,7 +105,7 @@ impl Registry {
     /// True when `<manifests_dir>/revisions/<alg>/` holds at least one
     /// manifest: a repository whose manifests were all deleted (and then
     /// collected) leaves empty directories behind and is no longer listed.
-    async fn has_revisions(&self, manifests_dir: &str) -> RegistryResult<bool> {
+    pub(super) async fn has_revisions(&self, manifests_dir: &str) -> RegistryResult<bool> {
         // Almost every manifest is sha256: one check decides the common case.
         if self
             .driver
@@ -229,14 +229,39 @@ impl Registry {
     }
 
     /// One page of the catalog, of the repositories `keep` accepts (the
-    /// caller's view: filtering comes before paging).
+    /// caller's view: filtering comes before paging). Served from the
+    /// in-memory index once it is built (no storage access; cost: the names
+    /// scanned from `last` until the page is full), else by a storage walk.
     pub async fn catalog(
         &self,
         n: Option<usize>,
         last: Option<&str>,
         keep: impl Fn(&str) -> bool,
     ) -> RegistryResult<Page<String>> {
+        if let Some(page) = self.repo_index.page(last, n, &keep) {
+            return Ok(page);
+        }
         self.walk_repositories(last, n, keep).await
+    }
+
+    /// `/v1/search`: how many repositories `keep` accepts whose name contains
+    /// `term`, and `take` of them after the first `skip`, in byte order.
+    /// From the in-memory index once built, else from a storage walk.
+    pub async fn search_repositories(
+        &self,
+        term: &str,
+        skip: usize,
+        take: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> RegistryResult<(usize, Vec<String>)> {
+        if let Some(found) = self.repo_index.search(term, skip, take, &keep) {
+            return Ok(found);
+        }
+        let mut names = self.all_repositories().await?;
+        names.retain(|n| n.contains(term) && keep(n));
+        names.sort_unstable();
+        let total = names.len();
+        Ok((total, names.into_iter().skip(skip).take(take).collect()))
     }
 }
 

@@ -151,6 +151,7 @@ impl Registry {
             self.driver.apply_deferred(writes).await?;
             self.driver.sync().await?;
         }
+        self.repo_index.note(name.as_str(), true);
         Ok(PutManifestResult {
             digest,
             subject: parsed.subject.map(|s| s.digest),
@@ -248,6 +249,10 @@ impl Registry {
                 }
                 self.delete_if_exists(StoragePath::ManifestRevisionDir { name, digest })
                     .await?;
+                // Its last manifest gone, the repository leaves listings.
+                if let Err(e) = self.recheck_listed(name.as_str()).await {
+                    tracing::warn!(repository = %name, error = %e, "cannot recheck a repository for listings; the next index refresh will");
+                }
                 Ok(())
             }
         }

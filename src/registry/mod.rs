@@ -8,6 +8,7 @@ mod listing;
 mod manifest_cache;
 mod manifests;
 mod referrers;
+pub mod repo_index;
 mod upload_locks;
 mod uploads;
 
@@ -61,10 +62,21 @@ pub enum RegistryError {
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
 /// Settings the registry layer needs from the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// `storage.delete.enabled`: deletes of manifests, tags and blobs allowed.
     pub delete_enabled: bool,
+    /// `catalog.indexlimit`: most repository names the in-memory index holds.
+    pub index_limit: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            delete_enabled: false,
+            index_limit: repo_index::DEFAULT_INDEX_LIMIT,
+        }
+    }
 }
 
 /// The registry over one storage driver. Cheap to clone; shared by every request.
@@ -81,6 +93,8 @@ pub struct Registry {
     manifests: Arc<manifest_cache::ManifestCache>,
     /// What the online collector and purger did, for `/metrics`.
     gc_stats: Arc<gc::stats::GcStats>,
+    /// Repository names in memory, for `_catalog` and `/v1/search`.
+    repo_index: Arc<repo_index::RepoIndex>,
 }
 
 impl Registry {
@@ -88,12 +102,13 @@ impl Registry {
     pub fn new(driver: Arc<dyn StorageDriver>, options: RegistryOptions) -> Self {
         Registry {
             driver,
-            options,
             hashers: Arc::new(uploads::HasherCache::default()),
             upload_locks: Arc::new(upload_locks::UploadLocks::default()),
             recent: Arc::new(gc::tracker::RecentDigests::default()),
             manifests: Arc::new(manifest_cache::ManifestCache::default()),
             gc_stats: Arc::new(gc::stats::GcStats::default()),
+            repo_index: Arc::new(repo_index::RepoIndex::new(options.index_limit)),
+            options,
         }
     }
 

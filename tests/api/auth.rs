@@ -32,7 +32,7 @@ pub(crate) fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {
     }
 }
 
-fn htpasswd_config(
+pub(crate) fn htpasswd_config(
     dir: &tempfile::TempDir,
     access: Option<AccessConfig>,
 ) -> impl Fn(&mut Config) + '_ {
@@ -336,10 +336,25 @@ async fn policies_anonymous_pull_users_and_delete() {
         catalog(&reg, None).await,
         serde_json::json!(["public/base", "public/bobs"])
     );
-    let r = reg
-        .req(Method::GET, "/v1/search?q=", &[("authorization", &bob)], "")
-        .await;
-    assert_eq!(r.json()["num_results"], 3);
+    // Search shows what the catalog shows each caller, from the storage
+    // walk and from the index.
+    for indexed in [false, true] {
+        if indexed {
+            reg.refresh_index().await;
+        }
+        assert_eq!(
+            search(&reg, Some(&bob)).await,
+            catalog(&reg, Some(&bob)).await
+        );
+        assert_eq!(
+            search(&reg, Some(&alice)).await,
+            catalog(&reg, Some(&alice)).await
+        );
+        assert_eq!(
+            search(&reg, None).await,
+            serde_json::json!(["public/base", "public/bobs"])
+        );
+    }
 
     // Mount from a repository bob cannot read: no mount, a plain session.
     let secret_blob = Digest::sha256_of(b"data of secret/app");
@@ -371,6 +386,20 @@ async fn policies_anonymous_pull_users_and_delete() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+}
+
+/// The names `/v1/search?q=` lists for a caller (401 fails the test).
+pub(crate) async fn search(reg: &TestRegistry, auth: Option<&str>) -> serde_json::Value {
+    let h: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    let r = reg.req(Method::GET, "/v1/search?q=&n=100", &h, "").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let names: Vec<_> = r.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].clone())
+        .collect();
+    serde_json::Value::Array(names)
 }
 
 async fn catalog(reg: &TestRegistry, auth: Option<&str>) -> serde_json::Value {

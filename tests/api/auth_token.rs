@@ -120,6 +120,43 @@ async fn builtin_token_server() {
     );
     assert_eq!(push_as(&reg, "a/x", &bob).await, StatusCode::UNAUTHORIZED);
 
+    // Search requires what _catalog requires: anonymous callers get the
+    // catalog challenge; a token's user sees what the policy lets them pull.
+    for url in ["/v1/search?q=", "/v2/_catalog"] {
+        let r = reg.get(url).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{url}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"http://registry.test/auth/token\",service=\"berth\",scope=\"registry:catalog:*\""),
+            "{url}"
+        );
+    }
+    assert_eq!(
+        push_as(&reg, "b/mine", &bob).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, tok) = get_token(
+        &reg,
+        Some(&basic("bob", "bobpw")),
+        "repository:b/mine:pull,push",
+    )
+    .await;
+    let bob_b = format!("Bearer {tok}");
+    assert_eq!(push_as(&reg, "b/mine", &bob_b).await, StatusCode::CREATED);
+    for indexed in [false, true] {
+        if indexed {
+            reg.refresh_index().await;
+        }
+        assert_eq!(
+            crate::auth::search(&reg, Some(&bearer)).await,
+            serde_json::json!(["a/x"])
+        );
+        assert_eq!(
+            crate::auth::search(&reg, Some(&bob)).await,
+            serde_json::json!(["b/mine"])
+        );
+    }
+
     // A forged or garbage token is refused.
     let r = reg
         .req(
@@ -237,6 +274,61 @@ async fn external_token_server_tokens() {
         .header("www-authenticate")
         .unwrap()
         .contains("invalid_token"));
+    // Search requires what _catalog requires (a `registry:catalog` grant):
+    // a token without one (docker login's has an empty access list) is
+    // refused with the catalog challenge; with one, search lists what
+    // _catalog lists (everything, as registry:2's catalog).
+    let catalog_challenge = "Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\",scope=\"registry:catalog:*\",error=\"insufficient_scope\"";
+    let login = format!("Bearer {}", external_token(300, serde_json::json!([])));
+    for token in [&login, &good] {
+        for url in ["/v1/search?q=", "/v2/_catalog"] {
+            let r = reg
+                .req(Method::GET, url, &[("authorization", token)], "")
+                .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{url}");
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some(catalog_challenge),
+                "{url}"
+            );
+        }
+    }
+    let r = reg.get("/v1/search?q=").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let hidden = serde_json::json!([
+        {"type": "repository", "name": "ext/hidden", "actions": ["pull", "push"]}
+    ]);
+    let hidden = format!("Bearer {}", external_token(300, hidden));
+    assert_eq!(
+        push_as(&reg, "ext/hidden", &hidden).await,
+        StatusCode::CREATED
+    );
+    let cat = serde_json::json!([
+        {"type": "registry", "name": "catalog", "actions": ["*"]}
+    ]);
+    let lister = format!("Bearer {}", external_token(300, cat));
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/_catalog",
+            &[("authorization", &lister)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        r.json()["repositories"],
+        serde_json::json!(["ext/app", "ext/hidden"])
+    );
+    for indexed in [false, true] {
+        if indexed {
+            reg.refresh_index().await;
+        }
+        assert_eq!(
+            crate::auth::search(&reg, Some(&lister)).await,
+            serde_json::json!(["ext/app", "ext/hidden"])
+        );
+    }
+
     // No /auth/token here: tokens come from the external server.
     assert_eq!(reg.get("/auth/token").await.status, StatusCode::NOT_FOUND);
 }

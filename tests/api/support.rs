@@ -11,14 +11,31 @@ use axum::http::{Method, StatusCode};
 use axum::Router;
 use berth::config::Config;
 use berth::oci::digest::Digest;
+use berth::registry::Registry;
 use berth::storage::filesystem::FilesystemDriver;
 use berth::storage::memory::MemoryDriver;
 use berth::storage::StorageDriver;
 use tempfile::TempDir;
 
+/// The router and the registry layer under it.
+struct Built {
+    app: Router,
+    registry: Registry,
+}
+
+impl Built {
+    fn new(cfg: Config, driver: Arc<dyn StorageDriver>) -> Built {
+        let registry = berth::app::registry_for(&cfg, driver);
+        Built {
+            app: berth::app::build_app_with(cfg, registry.clone()).expect("app"),
+            registry,
+        }
+    }
+}
+
 /// A registry under test.
 pub struct TestRegistry {
-    app: Router,
+    built: Built,
     /// The storage root for filesystem-backed registries.
     pub root: Option<PathBuf>,
     pub kind: &'static str,
@@ -43,7 +60,7 @@ impl TestRegistry {
         configure(&mut cfg);
         let mem: Arc<dyn StorageDriver> = Arc::new(MemoryDriver::new());
         out.push(TestRegistry {
-            app: berth::app::build_app(cfg.clone(), mem).expect("app"),
+            built: Built::new(cfg.clone(), mem),
             root: None,
             kind: "memory",
             _dir: None,
@@ -51,7 +68,7 @@ impl TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let fs: Arc<dyn StorageDriver> = Arc::new(FilesystemDriver::new(dir.path()));
         out.push(TestRegistry {
-            app: berth::app::build_app(cfg.clone(), fs).expect("app"),
+            built: Built::new(cfg.clone(), fs),
             root: Some(dir.path().to_path_buf()),
             kind: "filesystem",
             _dir: Some(dir),
@@ -64,7 +81,7 @@ impl TestRegistry {
             let s3: Arc<dyn StorageDriver> =
                 Arc::new(garage.driver(&crate::s3::fresh_root("api"), false));
             out.push(TestRegistry {
-                app: berth::app::build_app(cfg.clone(), s3).expect("app"),
+                built: Built::new(cfg.clone(), s3),
                 root: None,
                 kind: "garage",
                 _dir: None,
@@ -75,7 +92,7 @@ impl TestRegistry {
             let az: Arc<dyn StorageDriver> =
                 Arc::new(azurite.driver(&crate::s3::fresh_root("api"), false));
             out.push(TestRegistry {
-                app: berth::app::build_app(cfg, az).expect("app"),
+                built: Built::new(cfg, az),
                 root: None,
                 kind: "azurite",
                 _dir: None,
@@ -89,7 +106,7 @@ impl TestRegistry {
         let mut cfg = Config::default();
         configure(&mut cfg);
         TestRegistry {
-            app: berth::app::build_app(cfg, Arc::new(MemoryDriver::new())).expect("app"),
+            built: Built::new(cfg, Arc::new(MemoryDriver::new())),
             root: None,
             kind: "memory",
             _dir: None,
@@ -104,7 +121,7 @@ impl TestRegistry {
         let mut cfg = Config::default();
         configure(&mut cfg);
         TestRegistry {
-            app: berth::app::build_app(cfg, driver).expect("app"),
+            built: Built::new(cfg, driver),
             root: None,
             kind: "custom",
             _dir: None,
@@ -116,7 +133,7 @@ impl TestRegistry {
         let mut cfg = Config::default();
         configure(&mut cfg);
         TestRegistry {
-            app: berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(root))).expect("app"),
+            built: Built::new(cfg, Arc::new(FilesystemDriver::new(root))),
             root: Some(root.to_path_buf()),
             kind: "filesystem",
             _dir: None,
@@ -138,17 +155,17 @@ impl TestRegistry {
         let app = |d: Arc<dyn StorageDriver>| {
             let mut cfg = Config::default();
             cfg.storage.delete.enabled = true;
-            berth::app::build_app(cfg, d).expect("app")
+            Built::new(cfg, d)
         };
         let pair = |a: Arc<dyn StorageDriver>, b: Arc<dyn StorageDriver>, kind, dir| {
             let one = TestRegistry {
-                app: app(a),
+                built: app(a),
                 root: None,
                 kind,
                 _dir: dir,
             };
             let two = TestRegistry {
-                app: app(wrap_b(b)),
+                built: app(wrap_b(b)),
                 root: None,
                 kind,
                 _dir: None,
@@ -189,7 +206,22 @@ impl TestRegistry {
         headers: &[(&str, &str)],
         body: impl Into<Body>,
     ) -> Resp {
-        crate::oneshot::send(&self.app, method, uri, headers, body.into()).await
+        crate::oneshot::send(&self.built.app, method, uri, headers, body.into()).await
+    }
+
+    /// The registry layer behind the router (index refreshes, GC runs).
+    pub fn registry(&self) -> &Registry {
+        &self.built.registry
+    }
+
+    /// Rebuilds the in-memory repository index from storage, as the
+    /// background refresher does on its interval; listings then come from it.
+    pub async fn refresh_index(&self) {
+        let out = self.built.registry.refresh_repo_index().await.unwrap();
+        assert!(
+            matches!(out, berth::registry::repo_index::RefreshOutcome::Ready(_)),
+            "{out:?}"
+        );
     }
 
     pub async fn get(&self, uri: &str) -> Resp {

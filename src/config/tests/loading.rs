@@ -46,6 +46,8 @@ fn classic_config_loads() {
     assert!(!c.storage.delete.enabled);
     assert_eq!(c.log.level, "info");
     assert_eq!(c.catalog.maxentries, 1000);
+    assert_eq!(c.catalog.refreshinterval, Duration::from_secs(30));
+    assert_eq!(c.catalog.indexlimit, 1_000_000);
     assert_eq!(
         warnings,
         vec!["health is accepted but not implemented by berth yet; it is ignored"]
@@ -79,6 +81,8 @@ fn full_config_loads_every_typed_key() {
     assert!(c.http.debug.prometheus.enabled);
     assert!(c.http.http2.disabled);
     assert_eq!(c.catalog.maxentries, 250);
+    assert_eq!(c.catalog.refreshinterval, Duration::from_secs(5));
+    assert_eq!(c.catalog.indexlimit, 20_000);
     assert_eq!(
         c.listen_addr().unwrap(),
         ListenAddr {

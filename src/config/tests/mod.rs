@@ -118,6 +118,8 @@ http:
     disabled: true
 catalog:
   maxentries: 250
+  refreshinterval: 5s
+  indexlimit: 20000
 ";
 
 pub(super) fn no_env() -> Vec<(String, String)> {

@@ -197,6 +197,20 @@ pub async fn run_once(
     };
     sweeper.manifests(&marks.untagged, &mut marks.blobs).await?;
     sweeper.blobs(&blobs, &marks.blobs).await?;
+    if !opts.dry_run {
+        // Repositories left without manifests leave listings now, not at
+        // the next index refresh.
+        let emptied: std::collections::BTreeSet<&str> = report
+            .manifests_removed
+            .iter()
+            .map(|m| m.repository.as_str())
+            .collect();
+        for repo in emptied {
+            if let Err(e) = registry.recheck_listed(repo).await {
+                tracing::warn!(repository = repo, error = %e, "cannot recheck a repository for listings; the next index refresh will");
+            }
+        }
+    }
 
     report.bytes_freed = report.blobs_removed.iter().map(|b| b.size).sum();
     report.duration = started.elapsed();
