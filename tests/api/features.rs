@@ -325,8 +325,7 @@ async fn file_tcp_and_http_checks() {
             .unwrap();
         head
     });
-    let mut config = Config::default();
-    config.health = Some(HealthConfig {
+    let health = HealthConfig {
         file: vec![FileCheck {
             file: flag.display().to_string(),
             ..Default::default()
@@ -342,7 +341,11 @@ async fn file_tcp_and_http_checks() {
             ..Default::default()
         }],
         ..Default::default()
-    });
+    };
+    let config = Config {
+        health: Some(health),
+        ..Default::default()
+    };
     let a = apps(config, Arc::new(MemoryDriver::new()));
     a.health.run_once().await;
     assert!(a.health.is_healthy(), "{:?}", a.health.failing());
