@@ -58,19 +58,45 @@ pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry
 /// [`build_app`] over an existing registry, so background workers (online
 /// GC) share its in-process state with the request path.
 pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Router> {
+    Ok(build_apps(config, registry)?.main)
+}
+
+/// The routers of a serving registry and the health checks they report.
+pub struct Apps {
+    /// The main listener's router.
+    pub main: Router,
+    /// The debug listener's router (`http.debug.addr`).
+    pub debug: Router,
+    /// The `health:` checks; [`Health::spawn`](crate::health::Health::spawn)
+    /// runs them.
+    pub health: crate::health::Health,
+}
+
+/// [`build_app_with`] plus the debug router and the health checks, sharing
+/// one state. Fails on a bad `auth`/`access` section or `http.prefix`.
+pub fn build_apps(config: Config, registry: Registry) -> anyhow::Result<Apps> {
     let auth = Authenticator::from_config(config.auth.as_ref())?;
     let policy =
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let client_ip = crate::http::client_ip::ClientIp::from_config(&config.http.trustedproxies)
         .map_err(anyhow::Error::msg)?;
+    let prefix = crate::config::http_prefix(&config.http.prefix)
+        .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
+    let health = crate::health::Health::from_config(&config, &registry);
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
         auth,
         policy,
         client_ip,
+        health: health.clone(),
+        prefix,
     });
-    Ok(router(state))
+    Ok(Apps {
+        main: router(state.clone()),
+        debug: crate::http::debug::router(state),
+        health,
+    })
 }
 
 /// The background maintenance workers of a serving registry (online GC,
@@ -202,62 +228,104 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let debug_listener = bind_debug(&config).await?;
     let local = listener.local_addr()?;
-    let Some(tls) = tls else {
-        return serve_plain(listener, config, driver, &where_).await;
-    };
-    tracing::info!(
-        "berth {} serving https://{local}/v2/ with storage {where_}; {} from {} \
-         (reloaded when the files change or on SIGHUP){}",
-        env!("CARGO_PKG_VERSION"),
-        crate::tls::describe(&tls.resolver.current()),
-        config.http.tls.certificate,
-        if config.http.tls.clientcas.is_empty() {
-            String::new()
-        } else {
-            "; client certificates required".to_string()
+    match &tls {
+        Some(tls) => tracing::info!(
+            "berth {} serving https://{local}/v2/ with storage {where_}; {} from {} \
+             (reloaded when the files change or on SIGHUP){}",
+            env!("CARGO_PKG_VERSION"),
+            crate::tls::describe(&tls.resolver.current()),
+            config.http.tls.certificate,
+            if config.http.tls.clientcas.is_empty() {
+                String::new()
+            } else {
+                "; client certificates required".to_string()
+            }
+        ),
+        None => {
+            tracing::info!(
+                "berth {} serving http://{local}/v2/ with storage {where_}",
+                env!("CARGO_PKG_VERSION")
+            );
+            if !local.ip().is_loopback() {
+                tracing::warn!(
+                    "serving plain HTTP on {local}: docker will refuse it from other hosts unless \
+                     each daemon lists it in insecure-registries. To serve HTTPS, make a \
+                     certificate with `berth cert --host NAME --out DIR` and set \
+                     http.tls.certificate / http.tls.key (REGISTRY_HTTP_TLS_CERTIFICATE / \
+                     REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
+                );
+            }
         }
-    );
+    }
     let settings = crate::http::server::ConnSettings::from_config(&config.http);
     let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
-    let app = build_app_with(config, registry)?;
-    let served = crate::tls::serve_tls(listener, app, tls, settings, shutdown_signal()).await;
+    let apps = build_apps(config, registry)?;
+    // One shutdown for the main listener, the debug listener and the checks.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let checks = apps.health.spawn(stop_rx.clone());
+    let debug = debug_listener.map(|l| {
+        tokio::spawn(crate::http::server::serve_plain(
+            l,
+            apps.debug,
+            settings.clone(),
+            stopped(stop_rx.clone()),
+        ))
+    });
+    let served = match tls {
+        Some(tls) => {
+            crate::tls::serve_tls(listener, apps.main, tls, settings, stopped(stop_rx)).await
+        }
+        None => {
+            crate::http::server::serve_plain(listener, apps.main, settings, stopped(stop_rx)).await;
+            Ok(())
+        }
+    };
+    signal.abort();
+    if let Some(debug) = debug {
+        let _ = debug.await;
+    }
+    for c in checks {
+        let _ = c.await;
+    }
     maintenance.stop().await;
     served?;
     tracing::info!("berth stopped");
     Ok(())
 }
 
-/// The plain-HTTP server (the default, and what a TLS-terminating proxy
-/// talks to).
-async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    config: Config,
-    driver: Arc<dyn StorageDriver>,
-    where_: &str,
-) -> anyhow::Result<()> {
-    let local = listener.local_addr()?;
-    tracing::info!(
-        "berth {} serving http://{local}/v2/ with storage {where_}",
-        env!("CARGO_PKG_VERSION")
-    );
-    if !local.ip().is_loopback() {
-        tracing::warn!(
-            "serving plain HTTP on {local}: docker will refuse it from other hosts unless each \
-             daemon lists it in insecure-registries. To serve HTTPS, make a certificate with \
-             `berth cert --host NAME --out DIR` and set http.tls.certificate / http.tls.key \
-             (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
-        );
+/// Binds `http.debug.addr` when set (before the main listener serves, so a
+/// taken port is a start-up error).
+async fn bind_debug(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    if config.http.debug.addr.is_empty() {
+        return Ok(None);
     }
-    let settings = crate::http::server::ConnSettings::from_config(&config.http);
-    let registry = registry_for(&config, driver);
-    let maintenance = Maintenance::start(&config, &registry);
-    let app = build_app_with(config, registry)?;
-    crate::http::server::serve_plain(listener, app, settings, shutdown_signal()).await;
-    maintenance.stop().await;
-    tracing::info!("berth stopped");
-    Ok(())
+    let addr = crate::config::ListenAddr::parse(&config.http.debug.addr)
+        .map_err(|m| anyhow::anyhow!("http.debug.addr: {m}"))?;
+    let listener = tokio::net::TcpListener::bind(addr.to_string())
+        .await
+        .with_context(|| format!("cannot listen on {addr} (http.debug.addr)"))?;
+    tracing::info!(
+        "debug server listening on http://{}/ (/debug/health, /debug/vars{})",
+        listener.local_addr()?,
+        if config.http.debug.prometheus.enabled {
+            format!(", {}", config.http.debug.prometheus.path)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Some(listener))
+}
+
+/// Resolves once the shutdown flag turns true (or its sender is gone).
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

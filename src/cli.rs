@@ -365,8 +365,9 @@ fn print_warnings(warnings: &[String]) {
     }
 }
 
-/// Sets up the global tracing subscriber from `log.level` and
-/// `log.formatter` (`json`/`logstash` → JSON lines). `RUST_LOG`, when set,
+/// Sets up the global tracing subscriber from `log.level`,
+/// `log.formatter` (`json`/`logstash` → JSON lines) and `log.fields` (on
+/// every line). `RUST_LOG`, when set,
 /// replaces the level filter.
 pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
@@ -382,13 +383,15 @@ pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
         Ok(s) if !s.is_empty() => EnvFilter::try_new(&s).context("invalid RUST_LOG")?,
         _ => EnvFilter::new(level),
     };
+    let json = matches!(log.formatter.as_str(), "json" | "logstash");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::logfields::FieldsWriter::new(json, &log.fields))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = match log.formatter.as_str() {
-        "json" | "logstash" => builder.json().try_init(),
-        _ => builder.try_init(),
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
     };
     result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
 }

@@ -230,3 +230,87 @@ fn serve_rejects_bad_addr_flag_before_starting() {
         text(&out.stderr)
     );
 }
+
+/// `GET path` over a raw HTTP/1.0 connection; (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+/// The `host:port` after `prefix` in a log message.
+fn addr_after(msg: &str, prefix: &str) -> String {
+    let rest = &msg[msg.find(prefix).unwrap() + prefix.len()..];
+    rest.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn serve_json_logs_carry_log_fields_and_the_debug_listener_serves_health() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "config.yml",
+        "version: 0.1\nlog:\n  formatter: json\n  fields:\n    service: registry\n    environment: test\n\
+         storage:\n  inmemory:\nhttp:\n  addr: 127.0.0.1:0\n  debug:\n    addr: 127.0.0.1:0\n    \
+         prometheus:\n      enabled: true\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", &file])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let (mut main, mut debug) = (None, None);
+    while main.is_none() {
+        let line = lines.next().expect("berth exited before serving").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let msg = v["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if msg.starts_with("debug server listening on http://") {
+            debug = Some(addr_after(&msg, "http://"));
+        }
+        if msg.contains(" serving http://") {
+            main = Some(addr_after(&msg, "serving http://"));
+        }
+        seen.push(v);
+    }
+    let (main, debug) = (main.unwrap(), debug.expect("debug listener line"));
+    let (status, body) = http_get(&debug, "/debug/health");
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    assert_eq!(http_get(&debug, "/metrics").0, 200);
+    assert_eq!(http_get(&main, "/metrics").0, 404);
+    assert_eq!(http_get(&main, "/v2/").0, 200);
+    // An access-log line, written by a request task, has the fields too.
+    let access = loop {
+        let line = lines.next().expect("an access-log line").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let is_access = v["target"] == "berth::access";
+        seen.push(v.clone());
+        if is_access {
+            break v;
+        }
+    };
+    assert_eq!(access["service"], "registry");
+    for v in &seen {
+        assert_eq!(v["service"], "registry", "{v}");
+        assert_eq!(v["environment"], "test", "{v}");
+    }
+    // SIGTERM stops both listeners and the process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(std::net::TcpStream::connect(&debug).is_err());
+}

@@ -103,6 +103,33 @@ impl Default for HttpConfig {
     }
 }
 
+/// `http.prefix` as the router mounts it: `""` (no prefix) or `/a/b` (one
+/// leading slash, none trailing), so `registry`, `/registry` and
+/// `/registry/` are the same prefix. Refuses characters a URL path or the
+/// router would read specially, and empty or dot segments.
+pub fn http_prefix(prefix: &str) -> Result<String, String> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for segment in trimmed.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!(
+                "{prefix:?}: empty, `.` or `..` path segment (use e.g. /registry/)"
+            ));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(format!(
+                "{prefix:?}: character {c:?} is not allowed (letters, digits, - . _ ~ and /)"
+            ));
+        }
+    }
+    Ok(format!("/{trimmed}"))
+}
+
 /// The networks of `http.trustedproxies`: CIDR networks (`10.0.0.0/8`,
 /// `fd00::/8`) or single addresses. Errors name the entry
 /// (`http.trustedproxies[1]: ...`).

@@ -13,6 +13,7 @@ mod driver;
 pub mod duration;
 pub mod env;
 pub mod gcs;
+mod health;
 mod http;
 mod log;
 pub mod s3;
@@ -20,6 +21,7 @@ mod storage;
 mod tree;
 
 pub use driver::StorageDriverConfig;
+pub use health::*;
 pub use http::*;
 pub use log::*;
 pub use storage::*;
@@ -57,9 +59,10 @@ pub struct Config {
     /// `redis:`; accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<Value>,
-    /// `health:` (storagedriver/file/http/tcp checks); accepted, not implemented yet.
+    /// `health:` checks (storage driver, file, HTTP, TCP); a failing one
+    /// makes requests answer 503.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub health: Option<Value>,
+    pub health: Option<HealthConfig>,
     /// `proxy:` (pull-through cache); accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<Value>,
@@ -413,6 +416,7 @@ impl Config {
         if self.http.net != "unix" {
             ListenAddr::parse(&self.http.addr).map_err(|m| ConfigError::invalid("http.addr", m))?;
         }
+        http_prefix(&self.http.prefix).map_err(|m| ConfigError::invalid("http.prefix", m))?;
         if !self.http.debug.addr.is_empty() {
             ListenAddr::parse(&self.http.debug.addr)
                 .map_err(|m| ConfigError::invalid("http.debug.addr", m))?;
@@ -456,10 +460,9 @@ impl Config {
     /// registry:2 config does not silently lose behaviour.
     fn unimplemented_warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        let sections: [(&str, bool); 10] = [
+        let sections: [(&str, bool); 9] = [
             ("notifications", self.notifications.is_some()),
             ("redis", self.redis.is_some()),
-            ("health", self.health.is_some()),
             ("proxy", self.proxy.is_some()),
             ("validation", self.validation.is_some()),
             ("compatibility", self.compatibility.is_some()),
@@ -475,6 +478,14 @@ impl Config {
             if present {
                 w.push(format!(
                     "{name} is accepted but not implemented by berth yet; it is ignored"
+                ));
+            }
+        }
+        if let Some(h) = &self.health {
+            for c in h.http.iter().filter(|c| !c.uri.starts_with("http://")) {
+                w.push(format!(
+                    "health.http uri {:?}: berth checks only http:// URLs; this check is not run",
+                    c.uri
                 ));
             }
         }

@@ -93,7 +93,7 @@ pub(super) async fn catalog(req: Req<'_>) -> HttpResult {
             .await?
     };
     paged_response(
-        "/v2/_catalog",
+        &format!("{}/v2/_catalog", st.prefix),
         "repositories",
         serde_json::json!({}),
         page,
@@ -107,7 +107,7 @@ pub(super) async fn tags(req: Req<'_>, name: &RepoName) -> HttpResult {
     let n = page_size(req, None)?;
     let last = req.query("last");
     let page = req.st.registry.list_tags(name, n, last.as_deref()).await?;
-    let path = format!("/v2/{name}/tags/list");
+    let path = format!("{}/v2/{name}/tags/list", req.st.prefix);
     paged_response(
         &path,
         "tags",

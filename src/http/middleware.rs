@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::HttpState;
 
@@ -65,4 +65,19 @@ pub async fn common_headers(
         );
     }
     resp
+}
+
+/// While a `health:` check fails, every request answers 503 UNAVAILABLE, as
+/// registry:2's health handler does, except `/healthz`, which reports the
+/// failing checks itself.
+pub async fn health_gate(State(st): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let healthz = path == "/healthz" || path.strip_prefix(st.prefix.as_str()) == Some("/healthz");
+    if st.health.is_empty() || healthz || st.health.is_healthy() {
+        return next.run(req).await;
+    }
+    crate::error::ApiError::new(crate::error::ErrorCode::Unavailable)
+        .message("service unavailable")
+        .detail("health check failed: please see /debug/health")
+        .into_response()
 }

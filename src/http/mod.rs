@@ -8,6 +8,7 @@ mod body_idle;
 pub mod client_ip;
 pub mod conn_limit;
 mod early;
+pub mod debug;
 pub mod endpoint;
 mod errors;
 mod head_limit;
@@ -46,6 +47,11 @@ pub struct HttpState {
     pub policy: Policy,
     /// Who the client is behind trusted proxies.
     pub client_ip: ClientIp,
+    /// The `health:` checks; while one fails every request answers 503.
+    pub health: crate::health::Health,
+    /// `http.prefix`, normalized (`""` or `/a/b`): every API route and
+    /// generated URL starts with it.
+    pub prefix: String,
 }
 
 impl HttpState {
@@ -59,32 +65,55 @@ impl HttpState {
 /// Handler result: a response or a spec-format error.
 pub type HttpResult = Result<Response, ApiError>;
 
-/// The whole HTTP surface of the registry.
+/// The whole HTTP surface of the registry. The API (and metrics, when no
+/// debug listener serves them) lives under `http.prefix`; `/`, `/healthz`
+/// and `/_ping` also answer at the root, for probes that bypass the proxy.
 pub fn router(state: Arc<HttpState>) -> Router {
     let prometheus = &state.config.http.debug.prometheus;
-    let metrics_path = match prometheus.path.as_str() {
-        "" => "/metrics".to_string(),
-        p if p.starts_with('/') => p.to_string(),
-        p => format!("/{p}"),
-    };
-    let mut app = Router::new();
-    if prometheus.enabled {
-        app = app.route(&metrics_path, get(metrics));
+    let mut api = Router::new();
+    // registry:2 serves metrics only on the debug listener; without one,
+    // berth keeps serving them here (as it always did).
+    if prometheus.enabled && state.config.http.debug.addr.is_empty() {
+        api = api.route(&debug::metrics_path(prometheus), get(metrics));
     }
-    app.route("/v2", any(dispatch))
+    let api = api
+        .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/v1/_ping", get(ping))
         .route("/_ping", get(ping))
         .route("/healthz", get(health))
         .route("/v1/search", get(listing::search))
-        .route("/auth/token", get(token::token).post(token::token))
-        .fallback(fallback)
+        .route("/auth/token", get(token::token).post(token::token));
+    let app = if state.prefix.is_empty() {
+        api.route("/", any(home))
+    } else {
+        Router::new()
+            .nest(&state.prefix, api.route("/", any(home)))
+            .route("/", any(home))
+            .route("/_ping", get(ping))
+            .route("/healthz", get(health))
+    };
+    app.fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::health_gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::common_headers,
         ))
         .with_state(state)
+}
+
+/// `/` (any method): 200 with no body, as registry:2 answers liveness and
+/// readiness probes (the Helm chart's). The web UI will live here.
+async fn home() -> Response {
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-cache")],
+        Body::empty(),
+    )
+        .into_response()
 }
 
 /// `GET /v2/`: tells clients this is a V2 registry.
@@ -114,7 +143,7 @@ async fn ping() -> Response {
 
 /// Prometheus text exposition (when `http.debug.prometheus.enabled`): what
 /// online garbage collection and upload purging did.
-async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
+pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     let mut out = format!(
         "# HELP berth_build_info berth's version.\n# TYPE berth_build_info gauge\nberth_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
@@ -130,9 +159,17 @@ async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: 200 while storage answers, 503 otherwise; open to all, for
-/// load balancers and orchestrators.
+/// `GET /healthz`: 200 while storage answers and no `health:` check fails,
+/// 503 otherwise (with the failing checks as detail); open to all, for load
+/// balancers and orchestrators.
 async fn health(State(st): State<Arc<HttpState>>) -> Response {
+    let failing = st.health.failing();
+    if !failing.is_empty() {
+        return ApiError::new(ErrorCode::Unavailable)
+            .message("health check failed")
+            .detail(failing)
+            .into_response();
+    }
     match st.registry.check_storage().await {
         Ok(()) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -183,6 +220,9 @@ async fn handle(
         Some(rest) => rest.strip_prefix('/').unwrap_or(rest),
         None => return Err(ApiError::new(ErrorCode::Unsupported).status(StatusCode::NOT_FOUND)),
     };
+    if method == Method::OPTIONS {
+        return preflight(path);
+    }
     let endpoint = Endpoint::parse(method, path)?;
     let anonymous = Identity::Anonymous;
     let pre = Req {
@@ -226,6 +266,35 @@ async fn handle(
     }
 }
 
+/// `OPTIONS` on an API path: 200 with `Allow` naming the methods the path
+/// takes, before and without authentication, so browsers' CORS preflights
+/// (which never carry credentials) pass; the CORS headers themselves are
+/// the configured `http.headers`, added to every response. A path no
+/// method takes answers as a GET would (404/400).
+fn preflight(path: &str) -> HttpResult {
+    const METHODS: [Method; 6] = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::POST,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let allowed: Vec<&str> = METHODS
+        .iter()
+        .filter(|m| Endpoint::parse(m, path).is_ok())
+        .map(Method::as_str)
+        .collect();
+    if allowed.is_empty() {
+        Endpoint::parse(&Method::GET, path)?;
+    }
+    let mut allow = allowed.join(", ");
+    if !allow.is_empty() {
+        allow.push_str(", OPTIONS");
+    }
+    Ok(([(axum::http::header::ALLOW, allow)], Body::empty()).into_response())
+}
+
 /// The peer address, when the server recorded it.
 pub(crate) fn peer_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -255,9 +324,12 @@ impl Req<'_> {
     }
 
     /// The URL clients should use for `path` (an absolute path such as
-    /// `/v2/x/blobs/uploads/<id>`): absolute from `http.host`, or from the
-    /// request's forwarded/Host headers, or relative when configured.
+    /// `/v2/x/blobs/uploads/<id>`, without `http.prefix`, which is added
+    /// here): absolute from `http.host`, or from the request's
+    /// forwarded/Host headers, or relative when configured.
     pub fn location(&self, path: &str) -> String {
+        let prefixed = format!("{}{path}", self.st.prefix);
+        let path = prefixed.as_str();
         let http = &self.st.config.http;
         if http.relativeurls {
             return path.to_string();

@@ -21,16 +21,13 @@ fn debian_config_loads() {
         vec!["nosniff".to_string()]
     );
     assert_eq!(c.log.fields["service"], Value::from("registry"));
-    assert!(c.auth.is_some() && c.health.is_some());
-    // No unknown keys; only the "not implemented" notices.
-    assert!(
-        warnings.iter().all(|w| !w.contains("unknown")),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings.iter().any(|w| w.contains("health")),
-        "{warnings:?}"
-    );
+    assert!(c.auth.is_some());
+    let h = c.health.as_ref().unwrap();
+    assert!(h.storagedriver.enabled);
+    assert_eq!(h.storagedriver.interval, Duration::from_secs(10));
+    assert_eq!(h.storagedriver.threshold, 3);
+    // No unknown keys, and health is implemented now: no notice.
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 #[test]
@@ -48,10 +45,7 @@ fn classic_config_loads() {
     assert_eq!(c.catalog.maxentries, 1000);
     assert_eq!(c.catalog.refreshinterval, Duration::from_secs(30));
     assert_eq!(c.catalog.indexlimit, 1_000_000);
-    assert_eq!(
-        warnings,
-        vec!["health is accepted but not implemented by berth yet; it is ignored"]
-    );
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 #[test]
@@ -163,4 +157,38 @@ fn embedded_default_is_loopback_and_data_dir() {
             sync: FsSync::Group,
         }
     );
+}
+
+#[test]
+fn health_section_of_the_reference_loads() {
+    let yaml = "version: 0.1\nstorage: inmemory\nhealth:\n  storagedriver:\n    enabled: true\n    interval: 10s\n    threshold: 3\n  file:\n    - file: /path/to/checked/file\n      interval: 10s\n  http:\n    - uri: http://server.to.check/must/return/200\n      headers:\n        Authorization: [Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==]\n      statuscode: 200\n      timeout: 3s\n      interval: 10s\n      threshold: 3\n  tcp:\n    - addr: redis-server.domain.com:6379\n      timeout: 3s\n      interval: 10s\n      threshold: 3\n";
+    let (c, warnings) = load(yaml).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let h = c.health.unwrap();
+    assert_eq!(h.file[0].file, "/path/to/checked/file");
+    assert_eq!(h.http[0].statuscode, 200);
+    assert_eq!(h.http[0].timeout, Duration::from_secs(3));
+    assert_eq!(h.http[0].headers["Authorization"].len(), 1);
+    assert_eq!(h.tcp[0].addr, "redis-server.domain.com:6379");
+    assert_eq!(h.tcp[0].threshold, 3);
+    // https checks are not run, and say so.
+    let yaml = "version: 0.1\nstorage: inmemory\nhealth:\n  http:\n    - uri: https://x.example/\n";
+    let (_, warnings) = load(yaml).unwrap();
+    assert!(
+        warnings.iter().any(|w| w.contains("https://x.example/")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn http_prefix_forms() {
+    for (given, want) in [
+        ("", ""),
+        ("/", ""),
+        ("registry", "/registry"),
+        ("/a/b/", "/a/b"),
+    ] {
+        assert_eq!(http_prefix(given).unwrap(), want, "{given:?}");
+    }
+    assert!(http_prefix("/a b/").is_err());
 }
