@@ -69,10 +69,7 @@ pub(super) fn permissions(st: &HttpState, id: &Identity, repo: &str) -> ActionSe
             .iter()
             .filter(|a| a.kind == "repository" && a.name == repo)
             .fold(ActionSet::NONE, |set, a| {
-                set.union(
-                    ActionSet::parse(a.actions.iter().map(String::as_str))
-                        .unwrap_or(ActionSet::NONE),
-                )
+                set.union(ActionSet::granted(a.actions.iter().map(String::as_str)))
             }),
     }
 }
