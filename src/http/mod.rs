@@ -116,6 +116,7 @@ async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         env!("CARGO_PKG_VERSION")
     );
     st.registry.gc_stats().render(&mut out);
+    st.auth.render_metrics(&mut out);
     (
         [(
             axum::http::header::CONTENT_TYPE,
