@@ -271,15 +271,15 @@ impl Authenticator {
     ) -> Option<String> {
         match &self.scheme {
             Scheme::Open => None,
-            Scheme::Htpasswd { realm, .. } => Some(format!("Basic realm=\"{realm}\"")),
+            Scheme::Htpasswd { realm, .. } => Some(format!("Basic realm={}", quoted(realm))),
             Scheme::Token { realm, service, .. } => {
                 let realm = if realm.is_empty() { token_realm } else { realm };
-                let mut v = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+                let mut v = format!("Bearer realm={},service={}", quoted(realm), quoted(service));
                 if let Some(s) = scope {
-                    v.push_str(&format!(",scope=\"{s}\""));
+                    v.push_str(&format!(",scope={}", quoted(s)));
                 }
                 if let Some(e) = error {
-                    v.push_str(&format!(",error=\"{e}\""));
+                    v.push_str(&format!(",error={}", quoted(e)));
                 }
                 Some(v)
             }
@@ -289,5 +289,59 @@ impl Authenticator {
     /// The Basic challenge of the built-in token endpoint.
     pub fn basic_challenge(&self) -> String {
         "Basic realm=\"berth\"".to_string()
+    }
+}
+
+/// `s` as a quoted challenge parameter, escaped as registry:2 writes them
+/// (Go's `%q`): `"` and `\` get a backslash, and anything outside printable
+/// ASCII becomes an escape (`\n`, `\x01`, `\u00e9`), so no value (a realm
+/// built from a request's host, a configured name) can end the parameter
+/// early or break the header.
+pub fn quoted(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_parameters_are_quoted_and_escaped() {
+        let table = [
+            ("berth", r#""berth""#),
+            (r#"http://a",service="x"#, r#""http://a\",service=\"x""#),
+            (r"back\slash", r#""back\\slash""#),
+            ("line\nbreak\r\t", r#""line\nbreak\r\t""#),
+            ("bell\u{7}del\u{7f}", r#""bell\x07del\x7f""#),
+            ("café 😀", r#""caf\u00e9 \U0001f600""#),
+        ];
+        for (raw, want) in table {
+            assert_eq!(quoted(raw), want, "{raw:?}");
+            // Always a valid header value.
+            assert!(axum::http::HeaderValue::from_str(&quoted(raw)).is_ok());
+        }
     }
 }

@@ -7,6 +7,7 @@ mod body_idle;
 pub mod client_ip;
 pub mod endpoint;
 mod errors;
+pub mod forwarded;
 mod listing;
 mod manifests;
 mod middleware;
@@ -76,6 +77,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/search", get(listing::search))
         .route("/auth/token", get(token::token).post(token::token))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forwarded::sanitize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::common_headers,
@@ -253,7 +258,11 @@ impl Req<'_> {
 
     /// The URL clients should use for `path` (an absolute path such as
     /// `/v2/x/blobs/uploads/<id>`): absolute from `http.host`, or from the
-    /// request's forwarded/Host headers, or relative when configured.
+    /// request's forwarded/Host headers, or relative when configured (or
+    /// when no header names a valid host). Forwarded headers reach here
+    /// only from trusted proxies ([`forwarded::sanitize`]); each host value
+    /// is used only when it is a valid authority
+    /// ([`forwarded::valid_authority`]), else the next one is tried.
     pub fn location(&self, path: &str) -> String {
         let http = &self.st.config.http;
         if http.relativeurls {
@@ -262,13 +271,18 @@ impl Req<'_> {
         if !http.host.is_empty() {
             return format!("{}{}", http.host.trim_end_matches('/'), path);
         }
-        let host = self
+        let forwarded = self
             .header("x-forwarded-host")
             .and_then(|h| h.split(',').next())
-            .or_else(|| self.header("host"))
-            .map(str::trim);
+            .map(str::trim)
+            .filter(|h| forwarded::valid_authority(h));
+        let host = forwarded.or_else(|| {
+            self.header("host")
+                .map(str::trim)
+                .filter(|h| forwarded::valid_authority(h))
+        });
         match host {
-            Some(h) if !h.is_empty() => {
+            Some(h) => {
                 let proto = self
                     .header("x-forwarded-proto")
                     .and_then(|p| p.split(',').next())

@@ -17,6 +17,7 @@ mod s3;
 mod auth;
 mod auth_token;
 mod blobs;
+mod forwarded;
 mod listing;
 mod manifests;
 mod replica_races;
