@@ -2,6 +2,8 @@
 //! configured scheme (none, htpasswd, bearer tokens), with login throttling.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::htpasswd::HtpasswdFile;
@@ -38,7 +40,8 @@ impl Identity {
 pub enum AuthFailure {
     /// Wrong user or password, or a credential kind this scheme does not take.
     BadCredentials,
-    /// Too many failures from this address; retry after the duration.
+    /// Too many failures from this address, or too many of its logins under
+    /// way at once; retry after the duration.
     RateLimited(Duration),
     /// The bearer token did not verify (the reason is for logs only).
     InvalidToken(String),
@@ -82,7 +85,7 @@ enum Scheme {
 /// Checks credentials for every request and for `/auth/token`.
 pub struct Authenticator {
     scheme: Scheme,
-    limiter: LoginLimiter,
+    limiter: Arc<LoginLimiter>,
 }
 
 impl Authenticator {
@@ -144,7 +147,7 @@ impl Authenticator {
         };
         Ok(Authenticator {
             scheme,
-            limiter: LoginLimiter::default(),
+            limiter: Arc::new(LoginLimiter::default()),
         })
     }
 
@@ -197,7 +200,10 @@ impl Authenticator {
         }
     }
 
-    /// Checks a password with throttling per client address.
+    /// Checks a password with throttling per client address. The attempt
+    /// is counted before bcrypt runs (see [`LoginLimiter`]), and the check
+    /// runs to its end and is recorded even if the request is abandoned, so
+    /// disconnecting cannot start checks beyond the bounds.
     pub async fn check_password(
         &self,
         file: &HtpasswdFile,
@@ -205,20 +211,52 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(), AuthFailure> {
-        if let Some(ip) = client {
-            self.limiter.check(ip).map_err(AuthFailure::RateLimited)?;
-        }
-        if file.verify(user, password).await {
-            if let Some(ip) = client {
-                self.limiter.record_success(ip);
-            }
+        let attempt = self
+            .limiter
+            .begin(client)
+            .await
+            .map_err(AuthFailure::RateLimited)?;
+        let (file, user_owned, password) = (file.clone(), user.to_string(), password.to_string());
+        let check = tokio::spawn(async move {
+            let ok = file.verify(&user_owned, &password).await;
+            attempt.finish(ok);
+            ok
+        });
+        if check.await.unwrap_or(false) {
             Ok(())
         } else {
-            if let Some(ip) = client {
-                self.limiter.record_failure(ip);
-            }
             tracing::warn!(user, client = ?client, "login failed");
             Err(AuthFailure::BadCredentials)
+        }
+    }
+
+    /// Appends the login counters in Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let stats = self.limiter.stats();
+        let rows = [
+            (
+                "berth_login_checks_total",
+                "Password checks run (bcrypt verifications).",
+                &stats.checks,
+            ),
+            (
+                "berth_login_failures_total",
+                "Password checks that failed.",
+                &stats.failures,
+            ),
+            (
+                "berth_login_throttled_total",
+                "Logins refused with 429 before any password check.",
+                &stats.throttled,
+            ),
+        ];
+        for (name, help, value) in rows {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            );
         }
     }
 
@@ -233,15 +271,15 @@ impl Authenticator {
     ) -> Option<String> {
         match &self.scheme {
             Scheme::Open => None,
-            Scheme::Htpasswd { realm, .. } => Some(format!("Basic realm=\"{realm}\"")),
+            Scheme::Htpasswd { realm, .. } => Some(format!("Basic realm={}", quoted(realm))),
             Scheme::Token { realm, service, .. } => {
                 let realm = if realm.is_empty() { token_realm } else { realm };
-                let mut v = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
+                let mut v = format!("Bearer realm={},service={}", quoted(realm), quoted(service));
                 if let Some(s) = scope {
-                    v.push_str(&format!(",scope=\"{s}\""));
+                    v.push_str(&format!(",scope={}", quoted(s)));
                 }
                 if let Some(e) = error {
-                    v.push_str(&format!(",error=\"{e}\""));
+                    v.push_str(&format!(",error={}", quoted(e)));
                 }
                 Some(v)
             }
@@ -251,5 +289,59 @@ impl Authenticator {
     /// The Basic challenge of the built-in token endpoint.
     pub fn basic_challenge(&self) -> String {
         "Basic realm=\"berth\"".to_string()
+    }
+}
+
+/// `s` as a quoted challenge parameter, escaped as registry:2 writes them
+/// (Go's `%q`): `"` and `\` get a backslash, and anything outside printable
+/// ASCII becomes an escape (`\n`, `\x01`, `\u00e9`), so no value (a realm
+/// built from a request's host, a configured name) can end the parameter
+/// early or break the header.
+pub fn quoted(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_parameters_are_quoted_and_escaped() {
+        let table = [
+            ("berth", r#""berth""#),
+            (r#"http://a",service="x"#, r#""http://a\",service=\"x""#),
+            (r"back\slash", r#""back\\slash""#),
+            ("line\nbreak\r\t", r#""line\nbreak\r\t""#),
+            ("bell\u{7}del\u{7f}", r#""bell\x07del\x7f""#),
+            ("café 😀", r#""caf\u00e9 \U0001f600""#),
+        ];
+        for (raw, want) in table {
+            assert_eq!(quoted(raw), want, "{raw:?}");
+            // Always a valid header value.
+            assert!(axum::http::HeaderValue::from_str(&quoted(raw)).is_ok());
+        }
     }
 }

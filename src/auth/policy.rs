@@ -50,6 +50,22 @@ impl ActionSet {
         Action::ALL.into_iter().filter(move |a| self.contains(*a))
     }
 
+    /// The actions a token grants: the names berth knows, `*` meaning all,
+    /// and anything else ignored, as registry:2's token access set does (an
+    /// unknown action grants nothing by itself but does not void the known
+    /// ones next to it). For configuration, where a typo must be an error,
+    /// use [`ActionSet::parse`].
+    pub fn granted<'a>(names: impl IntoIterator<Item = &'a str>) -> ActionSet {
+        names.into_iter().fold(ActionSet::NONE, |set, n| {
+            if n == "*" {
+                ActionSet::ALL
+            } else {
+                n.parse::<Action>()
+                    .map_or(set, |a| set.union(ActionSet::NONE.with(a)))
+            }
+        })
+    }
+
     /// Parses action names; `*` means all.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<ActionSet, String> {
         names.into_iter().try_fold(ActionSet::NONE, |set, n| {
@@ -241,6 +257,17 @@ mod tests {
         for (p, n, want) in table {
             assert_eq!(glob_match(p, n), want, "{p} ~ {n}");
         }
+    }
+
+    #[test]
+    fn granted_actions_ignore_unknown_names() {
+        let pull = ActionSet::NONE.with(Action::Pull);
+        assert_eq!(ActionSet::granted(["pull", "bogus"]), pull);
+        assert_eq!(ActionSet::granted(["bogus", "Push"]), ActionSet::NONE);
+        assert_eq!(ActionSet::granted(["bogus", "*"]), ActionSet::ALL);
+        assert_eq!(ActionSet::granted([]), ActionSet::NONE);
+        // Configuration stays strict.
+        assert!(ActionSet::parse(["pull", "bogus"]).is_err());
     }
 
     fn rule(repos: &[&str], actions: &[&str]) -> AccessRule {

@@ -1,44 +1,122 @@
 //! Login throttling per client address, so a password cannot be guessed at
-//! the speed of the network. In memory, per process: each replica throttles
-//! on its own, which still bounds guessing to a small multiple of the limit.
+//! the speed of the network, and a bound on the password checks running at
+//! once, so a flood of logins cannot take every core and blocking thread.
+//! In memory, per process: each replica throttles on its own, which still
+//! bounds guessing to a small multiple of the limit.
+//!
+//! An attempt is counted *before* its password is checked: it reserves a
+//! slot of its address's failure budget, so concurrent guesses cannot all
+//! pass the gate before the first failure is recorded.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
 /// Most addresses tracked at once; beyond it expired entries are pruned and
-/// then the oldest evicted, so memory stays bounded (~5 MB) under a flood
-/// of distinct addresses.
+/// then the oldest idle ones evicted, so memory stays bounded (~10 MB) under
+/// a flood of distinct addresses.
 pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Password checks one address may have running at once.
+pub const PER_ADDRESS_CHECKS: u32 = 4;
+
+/// Logins from one address that may wait for their turn (its checks busy,
+/// or the outcome of earlier attempts pending); more are refused at once.
+pub const PER_ADDRESS_WAITERS: u32 = 32;
+
+/// `Retry-After` of a login refused because its address has too many
+/// logins under way (not because of failures).
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// Password checks running at once across all addresses: twice the CPUs
+/// (at least 2). bcrypt is CPU-bound; more would only queue on the
+/// blocking thread pool.
+pub fn default_total_checks() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(2)
+        .max(2)
+}
 
 /// Per-client-address login throttling: after `max_failures` failed logins
 /// within `window` (counted from the first failure), further attempts from
 /// that address are refused for `window` after the last counted failure; a
-/// success clears the address. IPv6 clients are grouped by /64 (one host
-/// usually owns a whole /64, so single addresses would be free to rotate);
-/// IPv4-mapped IPv6 addresses count as their IPv4 address. Bounded memory.
+/// success clears the address. Attempts in flight count against the budget
+/// until they end, and at most [`PER_ADDRESS_CHECKS`] run at once per
+/// address (later ones wait, up to [`PER_ADDRESS_WAITERS`]). IPv6 clients
+/// are grouped by /64 (one host usually owns a whole /64, so single
+/// addresses would be free to rotate); IPv4-mapped IPv6 addresses count as
+/// their IPv4 address. Bounded memory.
 #[derive(Debug)]
 pub struct LoginLimiter {
     max_failures: u32,
     window: Duration,
     capacity: usize,
     entries: Mutex<HashMap<IpAddr, Entry>>,
+    /// Password checks running at once, all addresses together.
+    total: Arc<Semaphore>,
+    stats: LoginStats,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LoginStats {
+    /// Password checks run (bcrypt verifications started).
+    pub checks: AtomicU64,
+    /// Checks that failed (wrong user or password).
+    pub failures: AtomicU64,
+    /// Logins refused with 429 without a check.
+    pub throttled: AtomicU64,
+}
+
+#[derive(Debug)]
 struct Entry {
-    /// First failure of the current window.
+    /// First failure of the current window (creation time before any).
     first: Instant,
     failures: u32,
     /// Set once `failures` reached the limit.
     blocked_until: Option<Instant>,
+    /// Attempts that reserved a slot and have not ended.
+    in_flight: u32,
+    /// Attempts waiting for a turn.
+    waiters: u32,
+    /// Wakes the waiters when an attempt ends.
+    notify: Arc<Notify>,
 }
 
 impl Entry {
-    /// When this entry stops mattering and may be forgotten.
+    fn new(now: Instant) -> Entry {
+        Entry {
+            first: now,
+            failures: 0,
+            blocked_until: None,
+            in_flight: 0,
+            waiters: 0,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// When the failures stop mattering.
     fn expires(&self, window: Duration) -> Instant {
         self.blocked_until.unwrap_or(self.first + window)
+    }
+
+    /// Forgets failures whose window has passed.
+    fn refresh(&mut self, now: Instant, window: Duration) {
+        if now >= self.expires(window) {
+            self.first = now;
+            self.failures = 0;
+            self.blocked_until = None;
+        }
+    }
+
+    /// Nothing under way: the entry may be dropped once its failures expire.
+    fn idle(&self) -> bool {
+        self.in_flight == 0 && self.waiters == 0
     }
 }
 
@@ -53,87 +131,176 @@ fn key(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// What an attempt may do now.
+enum Turn {
+    Go,
+    Wait(Arc<Notify>),
+    Refuse(Duration),
+}
+
 impl LoginLimiter {
-    /// `max_failures` failed logins per `window` per address; 0 disables
-    /// throttling.
+    /// `max_failures` failed logins per `window` per address (0 disables
+    /// the per-address limits); [`default_total_checks`] checks at once.
     pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self::with_capacity(max_failures, window, DEFAULT_CAPACITY)
+        Self::with_limits(
+            max_failures,
+            window,
+            DEFAULT_CAPACITY,
+            default_total_checks(),
+        )
     }
 
-    /// As [`LoginLimiter::new`], tracking at most `capacity` addresses.
-    pub fn with_capacity(max_failures: u32, window: Duration, capacity: usize) -> Self {
+    /// As [`LoginLimiter::new`], tracking at most `capacity` addresses and
+    /// running at most `total_checks` password checks at once.
+    pub fn with_limits(
+        max_failures: u32,
+        window: Duration,
+        capacity: usize,
+        total_checks: usize,
+    ) -> Self {
         LoginLimiter {
             max_failures,
             window,
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
+            total: Arc::new(Semaphore::new(total_checks.max(1))),
+            stats: LoginStats::default(),
         }
     }
 
-    /// Ok, or Err(retry_after) when the address is currently blocked.
-    /// Call before checking a password, and skip the check when blocked.
-    pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
-        if self.max_failures == 0 {
-            return Ok(());
-        }
-        let key = key(addr);
-        let now = Instant::now();
-        let mut map = self.lock();
-        let Some(entry) = map.get(&key).copied() else {
-            return Ok(());
-        };
-        if now >= entry.expires(self.window) {
-            map.remove(&key);
-            return Ok(());
-        }
-        match entry.blocked_until {
-            Some(until) => Err(until - now),
-            None => Ok(()),
-        }
+    /// The counters.
+    pub fn stats(&self) -> &LoginStats {
+        &self.stats
     }
 
-    /// Counts a failed login from `addr`. Failures while already blocked do
-    /// not extend the block (the caller should not have checked a password).
-    pub fn record_failure(&self, addr: IpAddr) {
-        if self.max_failures == 0 {
-            return;
+    /// Waits for the right to check a password from `client` (None: an
+    /// unknown address, bound only by the total). Err(retry_after) when the
+    /// address is blocked by failures, or has too many logins under way;
+    /// skip the check then. The [`Attempt`] must be ended with
+    /// [`Attempt::finish`]; dropped unfinished, it counts as nothing.
+    pub async fn begin(self: &Arc<Self>, client: Option<IpAddr>) -> Result<Attempt, Duration> {
+        let key = client.filter(|_| self.max_failures > 0).map(key);
+        if let Some(k) = key {
+            self.reserve(k).await.inspect_err(|_| {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            })?;
         }
-        let key = key(addr);
-        let now = Instant::now();
-        let mut map = self.lock();
-        let fresh = Entry {
-            first: now,
-            failures: 0,
-            blocked_until: None,
-        };
-        let entry = match map.get(&key) {
-            Some(e) if now < e.expires(self.window) => *e,
-            Some(_) => fresh,
-            None => {
-                if map.len() >= self.capacity {
-                    self.make_room(&mut map, now);
-                }
-                fresh
-            }
-        };
-        if entry.blocked_until.is_some() {
-            return;
-        }
-        let failures = entry.failures.saturating_add(1);
-        let blocked_until = (failures >= self.max_failures).then(|| now + self.window);
-        map.insert(
+        // From here on, dropping the attempt releases the reservation.
+        let mut attempt = Attempt {
+            limiter: self.clone(),
             key,
-            Entry {
-                first: entry.first,
-                failures,
-                blocked_until,
-            },
-        );
+            permit: None,
+            done: false,
+        };
+        match self.total.clone().acquire_owned().await {
+            Ok(permit) => attempt.permit = Some(permit),
+            // The semaphore is never closed; refuse rather than run unbounded.
+            Err(_) => return Err(BUSY_RETRY),
+        }
+        self.stats.checks.fetch_add(1, Ordering::Relaxed);
+        Ok(attempt)
     }
 
-    /// A successful login: forgets the address's failures.
-    pub fn record_success(&self, addr: IpAddr) {
-        self.lock().remove(&key(addr));
+    /// Reserves a slot of `key`'s budget, waiting while its checks are busy
+    /// or earlier attempts' outcomes decide whether there is room.
+    async fn reserve(&self, key: IpAddr) -> Result<(), Duration> {
+        loop {
+            let notify;
+            let woken;
+            {
+                let mut map = self.lock();
+                match self.turn(&mut map, key, Instant::now()) {
+                    Turn::Go => return Ok(()),
+                    Turn::Refuse(wait) => return Err(wait),
+                    Turn::Wait(n) => {
+                        notify = n;
+                        // Registered now, under the lock: no wake-up is missed.
+                        woken = notify.notified();
+                    }
+                }
+            }
+            let waiting = Waiting { limiter: self, key };
+            woken.await;
+            drop(waiting);
+        }
+    }
+
+    /// Decides an attempt's turn, reserving a slot on [`Turn::Go`] and
+    /// counting a waiter on [`Turn::Wait`].
+    fn turn(&self, map: &mut HashMap<IpAddr, Entry>, key: IpAddr, now: Instant) -> Turn {
+        if !map.contains_key(&key) {
+            if map.len() >= self.capacity {
+                self.make_room(map, now);
+            }
+            if map.len() >= self.capacity {
+                // Every tracked address has logins under way.
+                return Turn::Refuse(BUSY_RETRY);
+            }
+            map.insert(key, Entry::new(now));
+        }
+        let Some(e) = map.get_mut(&key) else {
+            return Turn::Refuse(BUSY_RETRY);
+        };
+        e.refresh(now, self.window);
+        if let Some(until) = e.blocked_until {
+            return Turn::Refuse(until.saturating_duration_since(now));
+        }
+        if e.in_flight < PER_ADDRESS_CHECKS && e.failures + e.in_flight < self.max_failures {
+            e.in_flight += 1;
+            return Turn::Go;
+        }
+        // Not blocked, so attempts are in flight: their outcome decides.
+        if e.waiters >= PER_ADDRESS_WAITERS {
+            return Turn::Refuse(BUSY_RETRY);
+        }
+        e.waiters += 1;
+        Turn::Wait(e.notify.clone())
+    }
+
+    /// Ends an attempt on `key`: `Some(ok)` counts its outcome, `None`
+    /// (abandoned) only frees its slot. Wakes the address's waiters.
+    fn settle(&self, key: IpAddr, outcome: Option<bool>) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let Some(e) = map.get_mut(&key) else {
+            return;
+        };
+        e.in_flight = e.in_flight.saturating_sub(1);
+        e.refresh(now, self.window);
+        match outcome {
+            Some(true) => {
+                e.failures = 0;
+                e.blocked_until = None;
+            }
+            Some(false) if e.blocked_until.is_none() => {
+                if e.failures == 0 {
+                    e.first = now;
+                }
+                e.failures = e.failures.saturating_add(1);
+                if e.failures >= self.max_failures {
+                    e.blocked_until = Some(now + self.window);
+                }
+            }
+            // Already blocked: a late failure does not extend the block.
+            Some(false) | None => {}
+        }
+        e.notify.notify_waiters();
+        if e.idle() && e.failures == 0 {
+            map.remove(&key);
+        }
+    }
+
+    /// Ok, or Err(retry_after) when the address is currently blocked by
+    /// failures. A look only: it reserves nothing (diagnostics and tests).
+    pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        match self.lock().get(&key(addr)) {
+            Some(e) if now < e.expires(self.window) => match e.blocked_until {
+                Some(until) => Err(until - now),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// How many addresses are tracked (diagnostics and tests).
@@ -141,20 +308,26 @@ impl LoginLimiter {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drops expired entries; if that is not enough, evicts the oldest down
-    /// to 90% of capacity, so the O(n) work happens once per n/10 inserts.
+    /// Drops idle expired entries; if that is not enough, evicts the oldest
+    /// idle ones down to 90% of capacity, so the O(n) work happens once per
+    /// n/10 inserts. Entries with logins under way are kept (their waiters
+    /// hold the entry's wake-up).
     fn make_room(&self, map: &mut HashMap<IpAddr, Entry>, now: Instant) {
-        map.retain(|_, e| now < e.expires(self.window));
+        map.retain(|_, e| !e.idle() || now < e.expires(self.window));
         let target = self.capacity - self.capacity / 10;
         if map.len() <= target {
             return;
         }
         let excess = map.len() - target;
-        let mut by_age: Vec<(Instant, IpAddr)> = map.iter().map(|(k, e)| (e.first, *k)).collect();
+        let mut by_age: Vec<(Instant, IpAddr)> = map
+            .iter()
+            .filter(|(_, e)| e.idle())
+            .map(|(k, e)| (e.first, *k))
+            .collect();
         if excess < by_age.len() {
             by_age.select_nth_unstable(excess - 1);
         }
@@ -171,141 +344,62 @@ impl Default for LoginLimiter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
+/// One waiter of an address; uncounted when dropped (also when the waiting
+/// request is abandoned).
+struct Waiting<'a> {
+    limiter: &'a LoginLimiter,
+    key: IpAddr,
+}
 
-    use super::*;
-    use std::net::Ipv4Addr;
-    use std::thread::sleep;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn blocks_after_max_failures_with_sensible_retry_after() {
-        let window = Duration::from_secs(60);
-        let l = LoginLimiter::new(3, window);
-        let a = ip("192.0.2.1");
-        for _ in 0..2 {
-            assert_eq!(l.check(a), Ok(()));
-            l.record_failure(a);
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut map = self.limiter.lock();
+        if let Some(e) = map.get_mut(&self.key) {
+            e.waiters = e.waiters.saturating_sub(1);
+            if e.idle() && e.failures == 0 && e.blocked_until.is_none() {
+                map.remove(&self.key);
+            }
         }
-        assert_eq!(l.check(a), Ok(()), "2 of 3 failures: still allowed");
-        l.record_failure(a);
-        let retry = l.check(a).unwrap_err();
-        assert!(
-            retry <= window && retry > window - Duration::from_secs(5),
-            "{retry:?}"
-        );
-        // Further failures while blocked do not extend the block.
-        l.record_failure(a);
-        assert!(l.check(a).unwrap_err() <= retry);
-    }
-
-    #[test]
-    fn success_clears_the_address() {
-        let l = LoginLimiter::new(2, Duration::from_secs(60));
-        let a = ip("192.0.2.1");
-        l.record_failure(a);
-        l.record_success(a);
-        l.record_failure(a);
-        assert_eq!(l.check(a), Ok(()), "count restarted after success");
-        l.record_failure(a);
-        assert!(l.check(a).is_err());
-        l.record_success(a);
-        assert_eq!(l.check(a), Ok(()));
-        assert_eq!(l.tracked(), 0);
-    }
-
-    #[test]
-    fn addresses_are_independent() {
-        let l = LoginLimiter::new(1, Duration::from_secs(60));
-        l.record_failure(ip("192.0.2.1"));
-        assert!(l.check(ip("192.0.2.1")).is_err());
-        assert_eq!(l.check(ip("192.0.2.2")), Ok(()));
-        assert_eq!(l.check(ip("2001:db8::1")), Ok(()));
-        l.record_failure(ip("2001:db8:0:1::1"));
-        assert!(l.check(ip("2001:db8:0:1::1")).is_err());
-        assert_eq!(l.check(ip("2001:db8:0:2::1")), Ok(()));
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-        let l = LoginLimiter::new(2, Duration::from_secs(60));
-        l.record_failure(ip("2001:db8:1:2::1"));
-        l.record_failure(ip("2001:db8:1:2:ffff::99"));
-        assert!(l.check(ip("2001:db8:1:2::7")).is_err());
-        l.record_failure(ip("::ffff:192.0.2.9"));
-        l.record_failure(ip("192.0.2.9"));
-        assert!(l.check(ip("192.0.2.9")).is_err());
-        assert!(l.check(ip("::ffff:192.0.2.9")).is_err());
-    }
-
-    #[test]
-    fn window_expiry_unblocks_and_forgets_old_failures() {
-        let window = Duration::from_millis(200);
-        let l = LoginLimiter::new(2, window);
-        let a = ip("192.0.2.1");
-        l.record_failure(a);
-        l.record_failure(a);
-        assert!(l.check(a).unwrap_err() <= window);
-        sleep(window + Duration::from_millis(50));
-        assert_eq!(l.check(a), Ok(()), "unblocked after the window");
-        // Counting starts over.
-        l.record_failure(a);
-        assert_eq!(l.check(a), Ok(()));
-
-        // Failures spread over more than a window never block.
-        let b = ip("192.0.2.2");
-        l.record_failure(b);
-        sleep(window + Duration::from_millis(50));
-        l.record_failure(b);
-        assert_eq!(l.check(b), Ok(()));
-    }
-
-    #[test]
-    fn zero_max_failures_disables() {
-        let l = LoginLimiter::new(0, Duration::from_secs(60));
-        let a = ip("192.0.2.1");
-        for _ in 0..100 {
-            l.record_failure(a);
-        }
-        assert_eq!(l.check(a), Ok(()));
-        assert_eq!(l.tracked(), 0);
-    }
-
-    #[test]
-    fn memory_stays_bounded_under_many_addresses() {
-        let l = LoginLimiter::default();
-        for i in 0..200_000u32 {
-            l.record_failure(IpAddr::V4(Ipv4Addr::from(i)));
-            assert!(l.tracked() <= DEFAULT_CAPACITY);
-        }
-        assert!(l.tracked() > DEFAULT_CAPACITY / 2);
-        // The newest addresses are still tracked; the oldest were evicted.
-        let newest = IpAddr::V4(Ipv4Addr::from(199_999u32));
-        l.record_failure(newest);
-        assert_eq!(l.lock().get(&newest).map(|e| e.failures), Some(2));
-        assert!(!l.lock().contains_key(&IpAddr::V4(Ipv4Addr::from(0u32))));
-    }
-
-    #[test]
-    fn expired_entries_are_pruned_before_evicting_live_ones() {
-        let window = Duration::from_millis(100);
-        let l = LoginLimiter::with_capacity(1, window, 10);
-        let blocked = ip("192.0.2.200");
-        for i in 0..9u32 {
-            l.record_failure(IpAddr::V4(Ipv4Addr::from(i)));
-        }
-        sleep(window + Duration::from_millis(120));
-        // Blocked now, after the others expired: it must survive pruning.
-        l.record_failure(blocked);
-        for i in 100..105u32 {
-            l.record_failure(IpAddr::V4(Ipv4Addr::from(i)));
-        }
-        assert!(l.tracked() <= 10);
-        assert!(l.check(blocked).is_err());
     }
 }
+
+/// The right to check one password: a reserved slot of the address's
+/// budget and one of the total checks. End it with [`Attempt::finish`].
+#[derive(Debug)]
+pub struct Attempt {
+    limiter: Arc<LoginLimiter>,
+    key: Option<IpAddr>,
+    permit: Option<OwnedSemaphorePermit>,
+    done: bool,
+}
+
+impl Attempt {
+    /// Records the check's outcome: a failure counts against the address
+    /// (blocking it at the limit), a success clears its failures.
+    pub fn finish(mut self, ok: bool) {
+        self.done = true;
+        if !ok {
+            self.limiter.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(k) = self.key {
+            self.limiter.settle(k, Some(ok));
+        }
+    }
+}
+
+impl Drop for Attempt {
+    /// Frees the slot and the permit; an unfinished attempt counts as
+    /// nothing.
+    fn drop(&mut self) {
+        self.permit.take();
+        if !self.done {
+            if let Some(k) = self.key {
+                self.limiter.settle(k, None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "ratelimit_tests.rs"]
+mod tests;

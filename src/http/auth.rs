@@ -31,7 +31,7 @@ pub(super) async fn identify(req: Req<'_>, client: Option<IpAddr>) -> Result<Ide
 pub(super) fn rate_limited(wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs().max(1);
     let mut e = ApiError::new(ErrorCode::TooManyRequests)
-        .message("too many failed logins from this address; retry later");
+        .message("too many failed or concurrent logins from this address; retry later");
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         e = e.header(header::RETRY_AFTER, v);
     }
@@ -69,10 +69,7 @@ pub(super) fn permissions(st: &HttpState, id: &Identity, repo: &str) -> ActionSe
             .iter()
             .filter(|a| a.kind == "repository" && a.name == repo)
             .fold(ActionSet::NONE, |set, a| {
-                set.union(
-                    ActionSet::parse(a.actions.iter().map(String::as_str))
-                        .unwrap_or(ActionSet::NONE),
-                )
+                set.union(ActionSet::granted(a.actions.iter().map(String::as_str)))
             }),
     }
 }

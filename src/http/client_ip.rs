@@ -30,6 +30,13 @@ impl ClientIp {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
+    /// True when `peer`'s `X-Forwarded-Host`/`-Proto` may be believed: it
+    /// is a trusted proxy, or no proxies are configured (registry:2 trusts
+    /// every client's forwarded headers; see `docs/proxy.md`).
+    pub fn trusts_forwarded(&self, peer: Option<IpAddr>) -> bool {
+        self.trusted.is_empty() || peer.is_some_and(|p| self.trusts(p))
+    }
+
     /// The client's address: the peer itself, unless the peer is a trusted
     /// proxy; then `X-Forwarded-For` is read from its end (the entry the
     /// trusted proxy added last) back past every trusted proxy, and the
@@ -138,6 +145,17 @@ mod tests {
             lb.resolve(Some(ip("::ffff:127.0.0.1")), &h),
             Some(ip("198.51.100.4"))
         );
+    }
+
+    #[test]
+    fn forwarded_headers_are_trusted_from_configured_proxies_only() {
+        assert!(ClientIp::default().trusts_forwarded(Some(ip("192.0.2.7"))));
+        assert!(ClientIp::default().trusts_forwarded(None));
+        let lb = proxies(&["10.0.0.0/8"]);
+        assert!(lb.trusts_forwarded(Some(ip("10.1.2.3"))));
+        assert!(lb.trusts_forwarded(Some(ip("::ffff:10.1.2.3"))));
+        assert!(!lb.trusts_forwarded(Some(ip("192.0.2.7"))));
+        assert!(!lb.trusts_forwarded(None));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod debug;
 pub mod endpoint;
 mod errors;
 mod head_limit;
+pub mod forwarded;
 mod listing;
 mod manifests;
 mod middleware;
@@ -101,6 +102,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            forwarded::sanitize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::common_headers,
         ))
         .with_state(state)
@@ -149,6 +154,7 @@ pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         env!("CARGO_PKG_VERSION")
     );
     st.registry.gc_stats().render(&mut out);
+    st.auth.render_metrics(&mut out);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -326,7 +332,11 @@ impl Req<'_> {
     /// The URL clients should use for `path` (an absolute path such as
     /// `/v2/x/blobs/uploads/<id>`, without `http.prefix`, which is added
     /// here): absolute from `http.host`, or from the request's
-    /// forwarded/Host headers, or relative when configured.
+    /// forwarded/Host headers, or relative when configured (or when no
+    /// header names a valid host). Forwarded headers reach here only from
+    /// trusted proxies ([`forwarded::sanitize`]); each host value is used
+    /// only when it is a valid authority ([`forwarded::valid_authority`]),
+    /// else the next one is tried.
     pub fn location(&self, path: &str) -> String {
         let prefixed = format!("{}{path}", self.st.prefix);
         let path = prefixed.as_str();
@@ -337,13 +347,18 @@ impl Req<'_> {
         if !http.host.is_empty() {
             return format!("{}{}", http.host.trim_end_matches('/'), path);
         }
-        let host = self
+        let forwarded = self
             .header("x-forwarded-host")
             .and_then(|h| h.split(',').next())
-            .or_else(|| self.header("host"))
-            .map(str::trim);
+            .map(str::trim)
+            .filter(|h| forwarded::valid_authority(h));
+        let host = forwarded.or_else(|| {
+            self.header("host")
+                .map(str::trim)
+                .filter(|h| forwarded::valid_authority(h))
+        });
         match host {
-            Some(h) if !h.is_empty() => {
+            Some(h) => {
                 let proto = self
                     .header("x-forwarded-proto")
                     .and_then(|p| p.split(',').next())

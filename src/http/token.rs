@@ -123,8 +123,8 @@ async fn issue(st: &HttpState, request: Request) -> HttpResult {
 fn trim(st: &HttpState, user: Option<&str>, r: ResourceAccess) -> Option<ResourceAccess> {
     match r.kind.as_str() {
         "repository" => {
-            let wanted =
-                ActionSet::parse(r.actions.iter().map(String::as_str)).unwrap_or(ActionSet::NONE);
+            // Unknown actions are dropped, the known ones next to them kept.
+            let wanted = ActionSet::granted(r.actions.iter().map(String::as_str));
             let allowed = st.policy.allowed(user, &r.name);
             let actions: Vec<String> = wanted
                 .iter()

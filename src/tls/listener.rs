@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use super::TlsSetup;
+use crate::http::forwarded::ViaTls;
 use crate::http::server;
 
 /// The start of the body a plain-HTTP request to the TLS port gets.
@@ -141,18 +142,16 @@ async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     tokio::time::timeout(limit, fut).await.ok()
 }
 
-/// Tells the router the request came over TLS, the way a TLS-terminating
-/// proxy would: `X-Forwarded-Proto: https` (unless a proxy in front already
-/// said), so absolute `Location` URLs say `https://`; and `Host` from the
-/// HTTP/2 `:authority`, which HTTP/2 clients send instead of `Host`.
+/// Tells the router the request came over TLS: the [`ViaTls`] mark, from
+/// which the router states `X-Forwarded-Proto: https` (unless a trusted
+/// proxy in front already said; see `http::forwarded`), so absolute
+/// `Location` URLs say `https://`; and `Host` from the HTTP/2
+/// `:authority`, which HTTP/2 clients send instead of `Host`.
 fn mark_https(
     mut req: axum::http::Request<hyper::body::Incoming>,
 ) -> axum::http::Request<hyper::body::Incoming> {
     use axum::http::header::{HeaderValue, HOST};
-    let headers = req.headers_mut();
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    }
+    req.extensions_mut().insert(ViaTls);
     if !req.headers().contains_key(HOST) {
         let authority = req
             .uri()

@@ -217,9 +217,9 @@ fn external_token(exp_offset: i64, access: serde_json::Value) -> String {
     .unwrap()
 }
 
-#[tokio::test]
-async fn external_token_server_tokens() {
-    let reg = TestRegistry::memory_with(|c| {
+/// A registry trusting the RSA test key's external token server.
+fn external_registry() -> TestRegistry {
+    TestRegistry::memory_with(|c| {
         c.auth = Some(AuthConfig {
             token: Some(TokenAuthConfig {
                 realm: "https://auth.example.com/token".into(),
@@ -234,7 +234,12 @@ async fn external_token_server_tokens() {
             }),
             ..Default::default()
         });
-    });
+    })
+}
+
+#[tokio::test]
+async fn external_token_server_tokens() {
+    let reg = external_registry();
     let r = reg.get("/v2/ext/app/manifests/v1").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -331,4 +336,67 @@ async fn external_token_server_tokens() {
 
     // No /auth/token here: tokens come from the external server.
     assert_eq!(reg.get("/auth/token").await.status, StatusCode::NOT_FOUND);
+}
+
+/// Issue 12 item 12: as registry:2's token access set, a token's unknown
+/// action strings grant nothing themselves but do not void the known ones
+/// beside them; `*` grants every action.
+#[tokio::test]
+async fn token_actions_unknown_strings_are_ignored_not_fatal() {
+    let reg = external_registry();
+    let bearer = |actions: serde_json::Value| {
+        let grant =
+            serde_json::json!([{"type": "repository", "name": "ext/app", "actions": actions}]);
+        format!("Bearer {}", external_token(300, grant))
+    };
+    let star = bearer(serde_json::json!(["*"]));
+    assert_eq!(push_as(&reg, "ext/app", &star).await, StatusCode::CREATED);
+    let pull = |auth: String| {
+        let reg = &reg;
+        async move {
+            reg.req(
+                Method::GET,
+                "/v2/ext/app/manifests/v1",
+                &[("authorization", &auth)],
+                "",
+            )
+            .await
+            .status
+        }
+    };
+    let mixed = bearer(serde_json::json!(["pull", "bogus"]));
+    assert_eq!(pull(mixed.clone()).await, StatusCode::OK, "pull honoured");
+    assert_eq!(
+        push_as(&reg, "ext/app", &mixed).await,
+        StatusCode::UNAUTHORIZED,
+        "an unknown action is not push"
+    );
+    let bogus = bearer(serde_json::json!(["bogus", "PULL"]));
+    assert_eq!(pull(bogus).await, StatusCode::UNAUTHORIZED);
+    let star_and_bogus = bearer(serde_json::json!(["bogus", "*"]));
+    assert_eq!(
+        push_as(&reg, "ext/app", &star_and_bogus).await,
+        StatusCode::CREATED
+    );
+}
+
+/// The built-in issuer trims a requested scope the same way: the known
+/// actions are granted (policy permitting), unknown ones dropped.
+#[tokio::test]
+async fn builtin_issuer_keeps_known_actions_of_a_scope() {
+    let dir = users();
+    let mut access = AccessConfig::default();
+    access
+        .users
+        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
+    let reg = TestRegistry::memory_with(token_config(&dir, Some(access)));
+    let (status, tok) = get_token(
+        &reg,
+        Some(&basic("alice", "alicepw")),
+        "repository:a/x:pull,push,bogus",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let bearer = format!("Bearer {tok}");
+    assert_eq!(push_as(&reg, "a/x", &bearer).await, StatusCode::CREATED);
 }

@@ -18,6 +18,7 @@ mod auth;
 mod auth_token;
 mod blobs;
 mod features;
+mod forwarded;
 mod listing;
 mod manifests;
 mod replica_races;

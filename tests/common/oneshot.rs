@@ -44,14 +44,15 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Body,
 ) -> Resp {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "registry.test")
-        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40000,
-        ))));
+    let mut b = Request::builder().method(method).uri(uri);
+    // `registry.test` unless the test sends its own Host.
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        b = b.header("host", "registry.test");
+    }
+    b = b.extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        40000,
+    ))));
     for (k, v) in headers {
         b = b.header(*k, *v);
     }

@@ -196,3 +196,59 @@ fn sigterm_stops_the_tls_server_cleanly() {
     // Nothing listens any more.
     curl_fails(&["--cacert", ca.to_str().unwrap(), &reg.url("/v2/")]);
 }
+
+/// The `Location` header curl sees for a new upload sent with `extra` headers.
+fn upload_location(reg: &TlsRegistry, extra: &[&str]) -> String {
+    let ca = reg.ca();
+    let mut args = vec![
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-X",
+        "POST",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+    ];
+    for h in extra {
+        args.extend(["-H", h]);
+    }
+    let url = reg.url("/v2/fwd/blobs/uploads/");
+    args.push(&url);
+    let head = curl_ok(&args);
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Location in:\n{head}"))
+}
+
+/// Issue 12 item 11 over TLS: URLs say `https://` (berth marks its TLS
+/// requests itself); with `http.trustedproxies` set, a client that is not
+/// one of them cannot turn that into `http://` or another host, while
+/// without it the forwarded headers count, as in registry:2.
+#[test]
+fn locations_over_tls_and_forwarded_headers() {
+    if !require_tools(&["curl", "openssl"]) {
+        return;
+    }
+    let forged = ["X-Forwarded-Proto: http", "X-Forwarded-Host: proxy.example"];
+    let open = TlsRegistry::start("");
+    let own = format!("https://{}/v2/fwd/blobs/uploads/", open.host());
+    let loc = upload_location(&open, &[]);
+    assert!(loc.starts_with(&own), "{loc}");
+    let loc = upload_location(&open, &forged);
+    assert!(
+        loc.starts_with("http://proxy.example/v2/fwd/blobs/uploads/"),
+        "{loc}"
+    );
+
+    let guarded = TlsRegistry::start("  trustedproxies: [192.0.2.1]\n");
+    let own = format!("https://{}/v2/fwd/blobs/uploads/", guarded.host());
+    for headers in [&forged[..], &forged[..1], &[]] {
+        let loc = upload_location(&guarded, headers);
+        assert!(loc.starts_with(&own), "{headers:?}: {loc}");
+    }
+}
