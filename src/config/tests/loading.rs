@@ -48,7 +48,11 @@ fn classic_config_loads() {
     assert_eq!(c.catalog.maxentries, 1000);
     assert_eq!(
         warnings,
-        vec!["health is accepted but not implemented by berth yet; it is ignored"]
+        vec![
+            "`log.fields` is accepted, not implemented: the fields are not added to log lines",
+            "`storage.cache` is accepted, not implemented: berth keeps its own bounded in-memory caches; nothing is cached in redis",
+            "`health` is accepted, not implemented: `/healthz` checks storage on each request; no periodic storagedriver/file/http/tcp checks run and requests are not failed with 503",
+        ]
     );
 }
 
