@@ -6,6 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+mod preflight;
+
+pub use preflight::{prepare, Prepared};
+
 use crate::auth::authenticator::Authenticator;
 use crate::auth::policy::Policy;
 use crate::config::{Config, StorageDriverConfig};
@@ -62,6 +66,17 @@ pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Rout
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let client_ip = crate::http::client_ip::ClientIp::from_config(&config.http.trustedproxies)
         .map_err(anyhow::Error::msg)?;
+    Ok(app_from_parts(config, registry, auth, policy, client_ip))
+}
+
+/// The router over already-built parts (what [`prepare`] checked).
+fn app_from_parts(
+    config: Config,
+    registry: Registry,
+    auth: Authenticator,
+    policy: Policy,
+    client_ip: crate::http::client_ip::ClientIp,
+) -> Router {
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
@@ -69,7 +84,7 @@ pub fn build_app_with(config: Config, registry: Registry) -> anyhow::Result<Rout
         policy,
         client_ip,
     });
-    Ok(router(state))
+    router(state)
 }
 
 /// The background maintenance workers of a serving registry (online GC,
@@ -146,53 +161,35 @@ impl Maintenance {
 
 /// Runs the registry server until Ctrl-C / SIGTERM, then drains connections.
 /// Serves HTTPS when `http.tls.certificate` is set, plain HTTP otherwise.
+/// Everything is checked ([`prepare`]) before the port is bound, "serving"
+/// is logged or a background worker starts.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let driver = open_storage(&config)?;
-    let addr = config.listen_addr()?;
-    let where_ = match config.storage_driver()? {
-        StorageDriverConfig::Filesystem { root, .. } => {
-            format!("filesystem at {}", root.display())
-        }
-        StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
-        StorageDriverConfig::S3 { config: s3 } => format!(
-            "s3 bucket {} at {} under {:?}{}",
-            s3.bucket,
-            s3.endpoint_url()
-                .unwrap_or_else(|| format!("AWS {}", s3.effective_region())),
-            s3.rootdirectory,
-            if config.storage.redirect.disable {
-                ""
-            } else {
-                " (blob downloads redirect to presigned URLs)"
-            }
-        ),
-        StorageDriverConfig::Azure { config: azure } => format!(
-            "azure container {} at {} under {:?}",
-            azure.container,
-            azure.account_url(),
-            azure.rootdirectory
-        ),
-        StorageDriverConfig::Gcs { config: gcs } => {
-            format!("gcs bucket {} under {:?}", gcs.bucket, gcs.rootdirectory)
-        }
-    };
-    // TLS files are checked before binding, so a bad certificate is a clear
-    // startup error rather than a listener that fails every handshake.
-    let http2 = !config.http.http2.disabled;
-    let tls = if config.http.tls.certificate.is_empty() {
-        None
-    } else {
-        Some(crate::tls::setup(&config.http.tls, http2).context("cannot set up TLS")?)
-    };
+    let Prepared {
+        addr,
+        driver,
+        storage_description,
+        tls,
+        auth,
+        policy,
+        client_ip,
+    } = prepare(&config)?;
+    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
+    let registry = registry_for(&config, driver);
+    let app = app_from_parts(config.clone(), registry.clone(), auth, policy, client_ip);
     let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let Some(tls) = tls else {
-        return serve_plain(listener, config, driver, &where_).await;
+        log_plain_serving(local, &storage_description);
+        let maintenance = Maintenance::start(&config, &registry);
+        crate::http::server::serve_plain(listener, app, timeouts, shutdown_signal()).await;
+        maintenance.stop().await;
+        tracing::info!("berth stopped");
+        return Ok(());
     };
     tracing::info!(
-        "berth {} serving https://{local}/v2/ with storage {where_}; {} from {} \
+        "berth {} serving https://{local}/v2/ with storage {storage_description}; {} from {} \
          (reloaded when the files change or on SIGHUP){}",
         env!("CARGO_PKG_VERSION"),
         crate::tls::describe(&tls.resolver.current()),
@@ -203,10 +200,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "; client certificates required".to_string()
         }
     );
-    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
-    let registry = registry_for(&config, driver);
+    let http2 = !config.http.http2.disabled;
     let maintenance = Maintenance::start(&config, &registry);
-    let app = build_app_with(config, registry)?;
     let served =
         crate::tls::serve_tls(listener, app, tls, http2, timeouts, shutdown_signal()).await;
     maintenance.stop().await;
@@ -215,17 +210,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The plain-HTTP server (the default, and what a TLS-terminating proxy
-/// talks to).
-async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    config: Config,
-    driver: Arc<dyn StorageDriver>,
-    where_: &str,
-) -> anyhow::Result<()> {
-    let local = listener.local_addr()?;
+/// The "serving" line of the plain-HTTP server (the default, and what a
+/// TLS-terminating proxy talks to), with advice when it is reachable from
+/// other hosts.
+fn log_plain_serving(local: std::net::SocketAddr, storage: &str) {
     tracing::info!(
-        "berth {} serving http://{local}/v2/ with storage {where_}",
+        "berth {} serving http://{local}/v2/ with storage {storage}",
         env!("CARGO_PKG_VERSION")
     );
     if !local.ip().is_loopback() {
@@ -236,14 +226,6 @@ async fn serve_plain(
              (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
         );
     }
-    let timeouts = crate::http::server::Timeouts::from_config(&config.http);
-    let registry = registry_for(&config, driver);
-    let maintenance = Maintenance::start(&config, &registry);
-    let app = build_app_with(config, registry)?;
-    crate::http::server::serve_plain(listener, app, timeouts, shutdown_signal()).await;
-    maintenance.stop().await;
-    tracing::info!("berth stopped");
-    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
