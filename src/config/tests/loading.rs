@@ -164,3 +164,134 @@ fn embedded_default_is_loopback_and_data_dir() {
         }
     );
 }
+
+/// registry:2's sample files (tests/fixtures/registry2, distribution v2.8.2).
+fn fixture(name: &str) -> &'static str {
+    match name {
+        "config-example.yml" => {
+            include_str!("../../../tests/fixtures/registry2/config-example.yml")
+        }
+        "config-dev.yml" => include_str!("../../../tests/fixtures/registry2/config-dev.yml"),
+        "config-cache.yml" => include_str!("../../../tests/fixtures/registry2/config-cache.yml"),
+        "configuration-reference.yml" => {
+            include_str!("../../../tests/fixtures/registry2/configuration-reference.yml")
+        }
+        other => panic!("no fixture {other}"),
+    }
+}
+
+fn not_implemented(key: &str) -> String {
+    let n = unimplemented::NOT_IMPLEMENTED
+        .iter()
+        .find(|n| n.key == key)
+        .unwrap_or_else(|| panic!("{key} is not in the table"));
+    format!("`{}` is accepted, not implemented: {}", n.key, n.instead)
+}
+
+#[test]
+fn registry2_sample_files_load_with_the_expected_warnings() {
+    let table: &[(&str, &[&str])] = &[
+        (
+            "config-example.yml",
+            &["log.fields", "storage.cache", "health"],
+        ),
+        (
+            "config-dev.yml",
+            &[
+                "log.fields",
+                "log.hooks",
+                "http.debug.addr",
+                "storage.cache",
+                "notifications",
+                "redis",
+                "health",
+            ],
+        ),
+        (
+            "config-cache.yml",
+            &[
+                "log.fields",
+                "http.secret",
+                "http.debug.addr",
+                "storage.cache",
+                "notifications",
+                "redis",
+                "health",
+                "proxy",
+            ],
+        ),
+    ];
+    for (name, keys) in table {
+        let (c, warnings) = load(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want: Vec<String> = unimplemented::NOT_IMPLEMENTED
+            .iter()
+            .filter(|n| keys.contains(&n.key))
+            .map(|n| not_implemented(n.key))
+            .collect();
+        assert_eq!(want.len(), keys.len(), "{name}");
+        assert_eq!(warnings, want, "{name}");
+        assert!(matches!(
+            c.storage_driver().unwrap(),
+            StorageDriverConfig::Filesystem { .. }
+        ));
+    }
+}
+
+#[test]
+fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_each() {
+    let full = fixture("configuration-reference.yml");
+    // As in registry:2: several auth schemes (and drivers) are refused.
+    let err = load(full).unwrap_err().to_string();
+    assert!(
+        err.starts_with("auth: must provide exactly one type"),
+        "{err}"
+    );
+    // With one driver and one scheme, as an operator would write it.
+    let cut = |text: &str, from: &str, to: &str| -> String {
+        let a = text.find(from).unwrap();
+        let b = text.find(to).unwrap();
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    let one = cut(full, "  azure:\n", "  delete:\n    enabled: false\n");
+    let one = cut(&one, "  silly:\n", "  htpasswd:\n    realm: basic-realm\n");
+    let (c, warnings) = load(&one).unwrap_or_else(|e| panic!("{e}\n{one}"));
+    assert_eq!(
+        c.storage_driver().unwrap(),
+        StorageDriverConfig::Filesystem {
+            root: "/var/lib/registry".into(),
+            sync: FsSync::Group,
+        }
+    );
+    assert_eq!(c.auth.as_ref().and_then(|a| a.scheme()), Some("htpasswd"));
+    assert_eq!(c.log.level, "debug");
+    // The duplicate `middleware.storage` (the last one wins), the
+    // deprecated `loglevel`, and every section berth does not implement.
+    let mut want = vec![
+        "duplicate key `middleware.storage`: the last value is used (as registry:2 does)"
+            .to_string(),
+        "`loglevel` is deprecated; use `log.level`".to_string(),
+    ];
+    for key in [
+        "log.fields",
+        "log.hooks",
+        "http.prefix",
+        "http.secret",
+        "http.debug.addr",
+        "http.tls.letsencrypt",
+        "storage.filesystem.maxthreads",
+        "storage.cache",
+        "notifications",
+        "redis",
+        "health",
+        "proxy",
+        "validation",
+        "compatibility",
+        "middleware",
+        "reporting",
+    ] {
+        want.push(not_implemented(key));
+    }
+    assert_eq!(warnings, want);
+    let middleware = c.middleware.as_ref().unwrap();
+    assert_eq!(middleware["storage"][0]["name"], Value::from("redirect"));
+}
