@@ -133,6 +133,9 @@ fn unsupported_and_unknown_drivers() {
         .unwrap_err()
         .to_string()
         .contains("unknown storage driver"));
+    let (c, _) = load("version: 0.1\nstorage:\n  filesytem:\n    rootdirectory: /srv\n").unwrap();
+    let err = c.storage_driver().unwrap_err().to_string();
+    assert!(err.contains("did you mean `filesystem`?"), "{err}");
 }
 
 #[test]

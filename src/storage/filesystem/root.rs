@@ -47,10 +47,18 @@ pub fn check_root(root: &Path, need_write: bool) -> Result<(), String> {
                     probe.display()
                 ))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
-                Some(parent) => dir = parent,
-                None => return Err(format!("{}: {e}", root.display())),
-            },
+            // Missing, or below a file: look at the parent.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                match dir.parent() {
+                    Some(parent) => dir = parent,
+                    None => return Err(format!("{}: {e}", root.display())),
+                }
+            }
             Err(e) => return Err(format!("{}: {e}", probe.display())),
         }
     }
