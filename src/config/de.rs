@@ -139,6 +139,8 @@ pub fn yaml11_bool(s: &str) -> Option<bool> {
 /// one of the documented values`; Rust integer type names become "an
 /// integer". The rest is kept.
 pub fn humanize(message: &str) -> String {
+    // serde_yaml_ng's own wording for a non-scalar given to an enum.
+    let message = message.replace("a Value::Tagged enum", "one of the documented values");
     let mut out: Vec<String> = Vec::new();
     let mut words = message.split(' ').peekable();
     while let Some(word) = words.next() {

@@ -213,14 +213,10 @@ impl<'de> Visitor<'de> for Tree<'_> {
         Ok(Value::Mapping(out))
     }
     fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(format!(
-            "{}: YAML tags (`!name`) are not supported in a configuration",
-            if self.path.is_empty() {
-                "."
-            } else {
-                &self.path
-            }
-        )))
+        // The parser's error already names the key and the position.
+        Err(de::Error::custom(
+            "YAML tags (`!name`) are not supported in a configuration",
+        ))
     }
 }
 
