@@ -6,6 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+mod preflight;
+
+pub use preflight::{prepare, Prepared};
+
 use crate::auth::authenticator::Authenticator;
 use crate::auth::policy::Policy;
 use crate::config::{Config, StorageDriverConfig};
@@ -80,6 +84,17 @@ pub fn build_apps(config: Config, registry: Registry) -> anyhow::Result<Apps> {
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let client_ip = crate::http::client_ip::ClientIp::from_config(&config.http.trustedproxies)
         .map_err(anyhow::Error::msg)?;
+    apps_from_parts(config, registry, auth, policy, client_ip)
+}
+
+/// The routers over already-built parts (what [`prepare`] checked).
+fn apps_from_parts(
+    config: Config,
+    registry: Registry,
+    auth: Authenticator,
+    policy: Policy,
+    client_ip: crate::http::client_ip::ClientIp,
+) -> anyhow::Result<Apps> {
     let prefix = crate::config::http_prefix(&config.http.prefix)
         .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
     let health = crate::health::Health::from_config(&config, &registry);
@@ -188,43 +203,17 @@ impl Maintenance {
 /// Serves HTTPS when `http.tls.certificate` is set, plain HTTP otherwise.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::rlimit::raise_nofile();
-    let driver = open_storage(&config)?;
-    let addr = config.listen_addr()?;
-    let where_ = match config.storage_driver()? {
-        StorageDriverConfig::Filesystem { root, .. } => {
-            format!("filesystem at {}", root.display())
-        }
-        StorageDriverConfig::InMemory => "memory (lost on exit)".to_string(),
-        StorageDriverConfig::S3 { config: s3 } => format!(
-            "s3 bucket {} at {} under {:?}{}",
-            s3.bucket,
-            s3.endpoint_url()
-                .unwrap_or_else(|| format!("AWS {}", s3.effective_region())),
-            s3.rootdirectory,
-            if config.storage.redirect.disable {
-                ""
-            } else {
-                " (blob downloads redirect to presigned URLs)"
-            }
-        ),
-        StorageDriverConfig::Azure { config: azure } => format!(
-            "azure container {} at {} under {:?}",
-            azure.container,
-            azure.account_url(),
-            azure.rootdirectory
-        ),
-        StorageDriverConfig::Gcs { config: gcs } => {
-            format!("gcs bucket {} under {:?}", gcs.bucket, gcs.rootdirectory)
-        }
-    };
-    // TLS files are checked before binding, so a bad certificate is a clear
-    // startup error rather than a listener that fails every handshake.
-    let http2 = !config.http.http2.disabled;
-    let tls = if config.http.tls.certificate.is_empty() {
-        None
-    } else {
-        Some(crate::tls::setup(&config.http.tls, http2).context("cannot set up TLS")?)
-    };
+    let Prepared {
+        addr,
+        driver,
+        storage_description,
+        tls,
+        auth,
+        policy,
+        client_ip,
+    } = prepare(&config)?;
+    let registry = registry_for(&config, driver);
+    let apps = apps_from_parts(config.clone(), registry.clone(), auth, policy, client_ip)?;
     let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -232,7 +221,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     match &tls {
         Some(tls) => tracing::info!(
-            "berth {} serving https://{local}/v2/ with storage {where_}; {} from {} \
+            "berth {} serving https://{local}/v2/ with storage {storage_description}; {} from {} \
              (reloaded when the files change or on SIGHUP){}",
             env!("CARGO_PKG_VERSION"),
             crate::tls::describe(&tls.resolver.current()),
@@ -243,26 +232,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 "; client certificates required".to_string()
             }
         ),
-        None => {
-            tracing::info!(
-                "berth {} serving http://{local}/v2/ with storage {where_}",
-                env!("CARGO_PKG_VERSION")
-            );
-            if !local.ip().is_loopback() {
-                tracing::warn!(
-                    "serving plain HTTP on {local}: docker will refuse it from other hosts unless \
-                     each daemon lists it in insecure-registries. To serve HTTPS, make a \
-                     certificate with `berth cert --host NAME --out DIR` and set \
-                     http.tls.certificate / http.tls.key (REGISTRY_HTTP_TLS_CERTIFICATE / \
-                     REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
-                );
-            }
-        }
+        None => log_plain_serving(local, &storage_description),
     }
     let settings = crate::http::server::ConnSettings::from_config(&config.http);
-    let registry = registry_for(&config, driver);
     let maintenance = Maintenance::start(&config, &registry);
-    let apps = build_apps(config, registry)?;
     // One shutdown for the main listener, the debug listener and the checks.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
@@ -321,6 +294,24 @@ async fn bind_debug(config: &Config) -> anyhow::Result<Option<tokio::net::TcpLis
         }
     );
     Ok(Some(listener))
+}
+
+/// The "serving" line of the plain-HTTP server (the default, and what a
+/// TLS-terminating proxy talks to), with advice when it is reachable from
+/// other hosts.
+fn log_plain_serving(local: std::net::SocketAddr, storage: &str) {
+    tracing::info!(
+        "berth {} serving http://{local}/v2/ with storage {storage}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {local}: docker will refuse it from other hosts unless each \
+             daemon lists it in insecure-registries. To serve HTTPS, make a certificate with \
+             `berth cert --host NAME --out DIR` and set http.tls.certificate / http.tls.key \
+             (REGISTRY_HTTP_TLS_CERTIFICATE / REGISTRY_HTTP_TLS_KEY); see docs/tls.md"
+        );
+    }
 }
 
 /// Resolves once the shutdown flag turns true (or its sender is gone).

@@ -62,21 +62,21 @@ pub struct Written {
 /// certificate and key signed by it. An existing CA is never overwritten;
 /// the server files are replaced atomically (a running berth reloads them).
 pub fn make(req: &CertRequest) -> anyhow::Result<Written> {
+    // Every argument is checked before anything is written.
     let first = match (req.hosts.first(), req.ips.first()) {
         (Some(h), _) => h.clone(),
         (None, Some(ip)) => ip.to_string(),
         (None, None) => bail!("name at least one --host or --ip the registry is reached at"),
     };
-    if req.days == 0 {
-        bail!("--days must be at least 1");
-    }
+    let subject_alt_names = sans(&req.hosts, &req.ips)?;
+    let now = OffsetDateTime::now_utc();
+    let not_after = server_not_after(now, req.days)?;
     std::fs::create_dir_all(&req.out)
         .with_context(|| format!("cannot create {}", req.out.display()))?;
     let out = std::fs::canonicalize(&req.out)
         .with_context(|| format!("cannot resolve {}", req.out.display()))?;
     let paths = |name: &str| out.join(name);
     let (ca_cert, ca_key) = (paths(CA_CERT), paths(CA_KEY));
-    let now = OffsetDateTime::now_utc();
 
     let (issuer, ca_reused) = match (ca_cert.exists(), ca_key.exists()) {
         (true, true) => (load_ca(&ca_cert, &ca_key)?, true),
@@ -89,14 +89,14 @@ pub fn make(req: &CertRequest) -> anyhow::Result<Written> {
     };
 
     let mut params = CertificateParams::default();
-    params.subject_alt_names = sans(&req.hosts, &req.ips)?;
+    params.subject_alt_names = subject_alt_names;
     params.distinguished_name.push(DnType::CommonName, first);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "berth");
     params.serial_number = Some(random_serial());
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(i64::from(req.days));
+    params.not_after = not_after;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -120,6 +120,44 @@ pub fn make(req: &CertRequest) -> anyhow::Result<Written> {
     })
 }
 
+/// Longest validity accepted for the server certificate: 100 years (X.509
+/// dates end at 9999, and no client needs more).
+pub const MAX_DAYS: u32 = 36_500;
+
+/// When a server certificate made `now` for `days` expires; refuses 0 and
+/// more than [`MAX_DAYS`].
+fn server_not_after(now: OffsetDateTime, days: u32) -> anyhow::Result<OffsetDateTime> {
+    if days == 0 {
+        bail!("--days must be at least 1");
+    }
+    if days > MAX_DAYS {
+        bail!("--days {days} is too long: at most {MAX_DAYS} (100 years)");
+    }
+    now.checked_add(Duration::days(i64::from(days)))
+        .filter(|t| t.year() <= 9999)
+        .with_context(|| format!("--days {days} ends after the year 9999"))
+}
+
+/// Whether `name` is a DNS name a certificate can carry: dot-separated
+/// labels of letters, digits and inner hyphens, 1..=63 bytes each, 253 in
+/// all; the first label may be `*` (a wildcard). A trailing dot is allowed.
+pub fn valid_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    name.split('.').enumerate().all(|(i, label)| {
+        (i == 0 && label == "*" && name.contains('.'))
+            || (!label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    })
+}
+
 /// DNS and IP subject alternative names; a DNS name that is really an IP
 /// goes in as an IP (clients match IPs only against IP SANs).
 fn sans(hosts: &[String], ips: &[IpAddr]) -> anyhow::Result<Vec<SanType>> {
@@ -127,6 +165,9 @@ fn sans(hosts: &[String], ips: &[IpAddr]) -> anyhow::Result<Vec<SanType>> {
     for h in hosts {
         let san = match h.parse::<IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
+            Err(_) if !valid_dns_name(h) => bail!(
+                "--host {h:?} is not a valid DNS name (letters, digits, '-' and '.'; use --ip for addresses)"
+            ),
             Err(_) => SanType::DnsName(
                 h.as_str()
                     .try_into()

@@ -131,6 +131,103 @@ fn needs_a_name() {
 }
 
 #[test]
+fn bad_arguments_write_nothing() -> anyhow::Result<()> {
+    let parent = tempfile::tempdir()?;
+    let out = parent.path().join("certs");
+    let bad: Vec<(CertRequest, &str)> = vec![
+        (
+            CertRequest {
+                days: 3_650_000,
+                ..request(&out)
+            },
+            "--days 3650000 is too long",
+        ),
+        (
+            CertRequest {
+                days: u32::MAX,
+                ..request(&out)
+            },
+            "too long",
+        ),
+        (
+            CertRequest {
+                days: 0,
+                ..request(&out)
+            },
+            "--days must be at least 1",
+        ),
+        (
+            CertRequest {
+                hosts: vec![String::new()],
+                ..request(&out)
+            },
+            "--host \"\" is not a valid DNS name",
+        ),
+        (
+            CertRequest {
+                hosts: vec!["registry.example".into(), "bad host".into()],
+                ..request(&out)
+            },
+            "--host \"bad host\"",
+        ),
+        (
+            CertRequest {
+                hosts: vec!["-x.example".into()],
+                ..request(&out)
+            },
+            "not a valid DNS name",
+        ),
+        (
+            CertRequest {
+                hosts: vec!["a..b".into()],
+                ..request(&out)
+            },
+            "not a valid DNS name",
+        ),
+    ];
+    for (req, want) in bad {
+        let err = make(&req).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(want), "{:?} {}: {err}", req.hosts, req.days);
+        assert!(
+            !out.exists(),
+            "{:?} {}: wrote {}",
+            req.hosts,
+            req.days,
+            out.display()
+        );
+    }
+    // The longest validity allowed works.
+    let w = make(&CertRequest {
+        days: MAX_DAYS,
+        ..request(&out)
+    })?;
+    assert!(w.server_cert.exists());
+    Ok(())
+}
+
+#[test]
+fn dns_names() {
+    for good in ["localhost", "a.b-c.example", "*.example.com", "x1.", "A"] {
+        assert!(valid_dns_name(good), "{good}");
+    }
+    let long_label = "a".repeat(64);
+    for bad in [
+        "",
+        ".",
+        "*",
+        "a b",
+        "a_b",
+        "-a",
+        "a-",
+        "a..b",
+        "*.*.x",
+        long_label.as_str(),
+    ] {
+        assert!(!valid_dns_name(bad), "{bad}");
+    }
+}
+
+#[test]
 fn instructions_name_every_client_location() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let req = request(dir.path());

@@ -122,11 +122,16 @@ pub struct CertArgs {
 /// `berth config ...` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate FILE (with `REGISTRY_*` overrides) and print the effective
-    /// configuration; exits non-zero if berth could not serve it.
+    /// Validate FILE (with `REGISTRY_*` overrides) exactly as `serve` does
+    /// (TLS files, auth files, storage root; no port is bound) and print the
+    /// effective configuration; exits non-zero if berth could not serve it.
     Check {
         /// Configuration file.
         file: PathBuf,
+        /// Treat every warning (unknown key, accepted-not-implemented key,
+        /// duplicate key, ...) as an error, for CI pipelines.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the effective configuration (FILE, else
     /// $REGISTRY_CONFIGURATION_PATH, else the embedded default).
@@ -140,7 +145,7 @@ pub enum ConfigCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Config(ConfigCommand::Check { file }) => check(&file),
+        Command::Config(ConfigCommand::Check { file, strict }) => check(&file, strict).await,
         Command::Config(ConfigCommand::Print { file }) => {
             let path = file.or_else(configuration_path_from_env);
             let (config, warnings) = load(path.as_deref())?;
@@ -275,8 +280,9 @@ fn cert(args: CertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the effective config for `serve`, applies flags, checks that berth
-/// can serve it, sets up logging, then hands over to the server.
+/// Loads the effective config for `serve`, applies flags, sets up logging
+/// and reports the warnings once, then hands over to the server (which
+/// checks everything before binding).
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let path = args
         .config
@@ -290,49 +296,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.set_filesystem_root(root);
     }
     config.validate().context("invalid configuration")?;
-    let listen = config.listen_addr()?;
-    let driver = config.storage_driver()?;
-
-    refuse_unsafe(&config)?;
-
     init_tracing(&config.log)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
     tracing::debug!(
         config = %path.as_deref().map_or_else(|| "embedded default".into(), |p| p.display().to_string()),
-        addr = %listen,
-        storage = ?driver,
         "configuration loaded"
     );
     crate::app::serve(config).await
 }
 
-/// Refuses to start when the config asks for protection berth does not give
-/// yet (ACME certificates): serving plain HTTP would silently expose what the
-/// operator meant to protect.
-fn refuse_unsafe(config: &Config) -> anyhow::Result<()> {
-    let tls = &config.http.tls;
-    if tls.certificate.is_empty() && !tls.letsencrypt.cachefile.is_empty() {
-        anyhow::bail!(
-            "http.tls.letsencrypt is configured, but berth does not fetch ACME certificates; \
-             refusing to serve plain HTTP where TLS was asked for. Set http.tls.certificate and \
-             http.tls.key (`berth cert` makes a CA and certificate; see docs/tls.md)"
-        );
-    }
-    Ok(())
-}
-
-/// `berth config check FILE`.
-fn check(file: &Path) -> anyhow::Result<()> {
+/// `berth config check FILE [--strict]`: the validation `serve` runs
+/// ([`crate::app::prepare`]), without binding ports. With `strict`, any
+/// warning fails the check too.
+async fn check(file: &Path, strict: bool) -> anyhow::Result<()> {
     let (config, warnings) = load(Some(file))?;
     print_warnings(&warnings);
-    // Beyond schema validity: could `berth serve` actually start with it?
-    config.listen_addr()?;
-    config.storage_driver()?;
-    let auth = crate::auth::authenticator::Authenticator::from_config(config.auth.as_ref())?;
-    crate::auth::policy::Policy::from_config(config.access.as_ref(), auth.enabled())
-        .map_err(anyhow::Error::msg)?;
+    crate::app::prepare(&config)?;
+    if strict && !warnings.is_empty() {
+        anyhow::bail!(
+            "{} warning(s) in {} and --strict was given",
+            warnings.len(),
+            file.display()
+        );
+    }
     print!("{}", config.to_yaml()?);
     eprintln!("configuration {} is valid", file.display());
     Ok(())

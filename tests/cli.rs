@@ -39,10 +39,12 @@ fn version_prints_crate_version() {
 #[test]
 fn config_check_good_file_prints_effective_yaml_with_env_override() {
     let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    let root = root.to_str().unwrap();
     let file = write(
         &dir,
         "config.yml",
-        "version: 0.1\nlog:\n  fields:\n    service: registry\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\nhttp:\n  addr: :5000\n  adr: typo\n  headers:\n    X-Content-Type-Options: [nosniff]\n",
+        &format!("version: 0.1\nlog:\n  fields:\n    service: registry\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: :5000\n  adr: typo\n  headers:\n    X-Content-Type-Options: [nosniff]\n"),
     );
     let out = berth(
         &["config", "check", &file],
@@ -61,7 +63,7 @@ fn config_check_good_file_prints_effective_yaml_with_env_override() {
     );
     assert_eq!(
         printed["storage"]["filesystem"]["rootdirectory"].as_str(),
-        Some("/var/lib/registry")
+        Some(root)
     );
     assert!(
         stderr.contains("unknown configuration key `http.adr`"),
@@ -171,15 +173,35 @@ fn config_check_accepts_a_registry2_azure_config() {
 #[test]
 fn config_check_accepts_a_registry2_gcs_config() {
     let dir = tempfile::tempdir().unwrap();
+    // A service-account key file as GCP hands them out (the key is a test key).
+    let pem = include_str!("fixtures/token-rsa.key");
+    let key = serde_json::json!({
+        "type": "service_account",
+        "project_id": "p",
+        "private_key_id": "1",
+        "private_key": pem,
+        "client_email": "registry@p.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let keyfile = write(&dir, "key.json", &key.to_string());
     let file = write(
         &dir,
         "gcs.yml",
-        "version: 0.1\nstorage:\n  gcs:\n    bucket: registry\n    keyfile: /etc/gcs/key.json\n    \
-         rootdirectory: /r\n    chunksize: \"5242880\"\n",
+        &format!(
+            "version: 0.1\nstorage:\n  gcs:\n    bucket: registry\n    keyfile: {keyfile}\n    \
+             rootdirectory: /r\n    chunksize: \"5242880\"\n"
+        ),
     );
     let out = berth(&["config", "check", &file], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("bucket: registry"));
+    // A key file serve could not read fails the check too.
+    let out = berth(
+        &["config", "check", &file],
+        &[("REGISTRY_STORAGE_GCS_KEYFILE", "/nonexistent/key.json")],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent/key.json"));
     let out = berth(
         &["config", "check", &file],
         &[("REGISTRY_STORAGE_GCS_CHUNKSIZE", "1000")],

@@ -79,8 +79,10 @@ pub struct TokenAuthConfig {
     #[serde(deserialize_with = "de::string")]
     pub jwks: String,
     /// distribution's `autoredirect`; accepted, has no effect.
+    #[serde(deserialize_with = "de::bool")]
     pub autoredirect: bool,
     /// berth extension: issue tokens at `/auth/token`.
+    #[serde(deserialize_with = "de::bool")]
     pub builtin: bool,
     /// berth extension (builtin): the users, as an htpasswd file.
     #[serde(deserialize_with = "de::string")]

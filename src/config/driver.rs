@@ -92,10 +92,16 @@ impl Config {
                 &format!("storage.{other}"),
                 format!("the {other} storage driver is not supported by berth yet (supported: filesystem, inmemory, s3, azure, gcs)"),
             )),
-            (other, _) => Err(ConfigError::invalid(
-                &format!("storage.{other}"),
-                "unknown storage driver (supported: filesystem, inmemory, s3, azure, gcs)",
-            )),
+            (other, _) => {
+                let supported = ["filesystem", "inmemory", "s3", "azure", "gcs"];
+                let hint = super::unknown::nearest(other, &supported)
+                    .map(|k| format!("did you mean `{k}`? "))
+                    .unwrap_or_default();
+                Err(ConfigError::invalid(
+                    &format!("storage.{other}"),
+                    format!("unknown storage driver ({hint}supported: filesystem, inmemory, s3, azure, gcs)"),
+                ))
+            }
         }
     }
 

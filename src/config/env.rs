@@ -31,10 +31,12 @@ pub const CONFIGURATION_PATH_VAR: &str = "REGISTRY_CONFIGURATION_PATH";
 /// Applies every `REGISTRY_*` variable in `vars` to `tree` and returns the
 /// names of the variables that were applied, in the order they were applied.
 ///
-/// Fails when a value is not valid YAML, naming the variable.
+/// Fails when a value is not valid YAML (or nested too deeply), naming the
+/// variable; a duplicate key inside a value adds a warning naming it.
 pub fn apply_env_overrides(
     tree: &mut Value,
     vars: impl IntoIterator<Item = (String, String)>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<String>, ConfigError> {
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
@@ -48,14 +50,61 @@ pub fn apply_env_overrides(
             // `REGISTRY_`, `REGISTRY__X`, `REGISTRY_X_`: nothing sensible to address.
             continue;
         }
-        let value: Value = serde_yaml_ng::from_str(&raw).map_err(|e| ConfigError::Env {
-            var: name.clone(),
-            message: e.to_string(),
-        })?;
+        let value =
+            super::yaml::parse(&raw, &format!("{name}: "), warnings).map_err(|message| {
+                ConfigError::Env {
+                    var: name.clone(),
+                    message,
+                }
+            })?;
         set_path(tree, &segments, value);
         applied.push(name);
     }
     Ok(applied)
+}
+
+/// Names the variable behind `err` when the key at fault (or one inside
+/// it) was set by one of the `applied` variables: the longest match wins,
+/// so `REGISTRY_HTTP_ADDR` is blamed over `REGISTRY_HTTP`.
+pub fn blame(err: ConfigError, applied: &[String]) -> ConfigError {
+    let (key, message) = match err {
+        ConfigError::Invalid { key, message } => (key, message),
+        ConfigError::UnknownKey { key, message } => {
+            return match culprit(&key, applied) {
+                Some(var) => ConfigError::UnknownKey {
+                    message: format!("{message} (set by environment variable {var})"),
+                    key,
+                },
+                None => ConfigError::UnknownKey { key, message },
+            }
+        }
+        other => return other,
+    };
+    let message = match culprit(&key, applied) {
+        Some(var) => format!("{message} (set by environment variable {var})"),
+        None => message,
+    };
+    ConfigError::Invalid { key, message }
+}
+
+/// The applied variable whose key path is `key`, contains it, or lies
+/// inside it.
+fn culprit<'a>(key: &str, applied: &'a [String]) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase();
+    let within = |outer: &str, inner: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    applied
+        .iter()
+        .filter_map(|var| {
+            let path = var[PREFIX.len()..].to_ascii_lowercase().replace('_', ".");
+            (within(&path, &key) || within(&key, &path)).then_some((path.len(), var.as_str()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, var)| var)
 }
 
 /// Sets `value` at `path` (upper-case segments matched case-insensitively).
@@ -121,6 +170,7 @@ mod tests {
         apply_env_overrides(
             &mut tree,
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &mut Vec::new(),
         )
         .unwrap();
         tree
@@ -233,6 +283,7 @@ mod tests {
         let err = apply_env_overrides(
             &mut tree,
             [("REGISTRY_HTTP_SECRET".to_string(), "a: b: c".to_string())],
+            &mut Vec::new(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("REGISTRY_HTTP_SECRET"), "{err}");

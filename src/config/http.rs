@@ -30,6 +30,7 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "de::string")]
     pub secret: String,
     /// Emit relative `Location` URLs.
+    #[serde(deserialize_with = "de::bool")]
     pub relativeurls: bool,
     /// berth's: proxies (addresses or CIDR networks) whose
     /// `X-Forwarded-For` names the client, for login throttling and the
@@ -229,6 +230,7 @@ pub struct DebugConfig {
 #[serde(default)]
 pub struct PrometheusConfig {
     /// Expose metrics.
+    #[serde(deserialize_with = "de::bool")]
     pub enabled: bool,
     /// Metrics path (default `/metrics`).
     #[serde(deserialize_with = "de::string")]
@@ -249,6 +251,7 @@ impl Default for PrometheusConfig {
 #[serde(default)]
 pub struct Http2Config {
     /// Serve HTTP/1.1 only.
+    #[serde(deserialize_with = "de::bool")]
     pub disabled: bool,
 }
 

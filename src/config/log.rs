@@ -25,6 +25,7 @@ pub struct LogConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Value>,
     /// Report the calling function in log lines (distribution 3); accepted, ignored.
+    #[serde(deserialize_with = "de::bool")]
     pub reportcaller: bool,
 }
 
@@ -46,5 +47,6 @@ impl Default for LogConfig {
 #[serde(default)]
 pub struct AccessLogConfig {
     /// Turn off the per-request access log.
+    #[serde(deserialize_with = "de::bool")]
     pub disabled: bool,
 }

@@ -19,6 +19,10 @@ mod log;
 pub mod s3;
 mod storage;
 mod tree;
+pub mod unimplemented;
+pub mod unknown;
+mod validate;
+pub mod yaml;
 
 pub use driver::StorageDriverConfig;
 pub use health::*;
@@ -187,6 +191,15 @@ pub enum ConfigError {
         /// The YAML error.
         message: String,
     },
+    /// An unknown key where a typo could weaken security or move data
+    /// (`auth.*`, `http.tls.*`, a storage driver's section).
+    #[error("{message}")]
+    UnknownKey {
+        /// Full key path, e.g. `auth.htpaswd`.
+        key: String,
+        /// What is wrong, with the nearest known key.
+        message: String,
+    },
     /// A key has a wrong type or a value berth refuses.
     #[error("{key}: {message}")]
     Invalid {
@@ -233,8 +246,9 @@ impl Config {
                 Self::load_str(&text, &path.display().to_string(), env)
             }
             None => {
-                let tree = parse_tree(EMBEDDED_DEFAULT_YAML, "embedded default")?;
-                Self::from_tree(tree, Source::Embedded, env)
+                let mut warnings = Vec::new();
+                let tree = parse_tree(EMBEDDED_DEFAULT_YAML, "embedded default", &mut warnings)?;
+                Self::from_tree(tree, Source::Embedded, env, warnings)
             }
         }
     }
@@ -255,18 +269,32 @@ impl Config {
         source_name: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
-        let tree = parse_tree(yaml, source_name)?;
-        Self::from_tree(tree, Source::File(source_name), env)
+        let mut warnings = Vec::new();
+        let tree = parse_tree(yaml, source_name, &mut warnings)?;
+        Self::from_tree(tree, Source::File(source_name), env, warnings)
     }
 
+    /// Applies the environment, then builds and validates the config; an
+    /// error at a key a `REGISTRY_*` variable set names the variable.
     fn from_tree(
         mut tree: Value,
         source: Source<'_>,
         env: impl IntoIterator<Item = (String, String)>,
+        mut warnings: Vec<String>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut warnings = Vec::new();
-        env::apply_env_overrides(&mut tree, env)?;
-        normalize_tree(&mut tree, &mut warnings)?;
+        let applied = env::apply_env_overrides(&mut tree, env, &mut warnings)?;
+        match Self::from_merged_tree(tree, source, &mut warnings) {
+            Ok(config) => Ok((config, warnings)),
+            Err(e) => Err(env::blame(e, &applied)),
+        }
+    }
+
+    fn from_merged_tree(
+        mut tree: Value,
+        source: Source<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Config, ConfigError> {
+        normalize_tree(&mut tree, warnings)?;
         let Value::Mapping(root) = &mut tree else {
             return Err(ConfigError::invalid(
                 ".",
@@ -305,19 +333,34 @@ impl Config {
             }
         }
 
+        let not_implemented = unimplemented::warnings(&tree);
         let mut unknown = Vec::new();
         let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(format_path(&path));
         let de = serde_ignored::Deserializer::new(tree, &mut on_unknown);
-        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::Invalid {
-                key,
-                message: e.into_inner().to_string(),
-            }
-        })?;
+        let deserialized: Result<Config, _> = serde_path_to_error::deserialize(de);
+        // A typo in a security or storage section explains a type error
+        // there better than the error itself, so it is reported first.
+        let mut fatal = Vec::new();
         for key in unknown {
-            warnings.push(format!("unknown configuration key `{key}` (ignored)"));
+            match unknown::classify(&key) {
+                unknown::Unknown::Fatal(message) => fatal.push((key, message)),
+                unknown::Unknown::Warning(message) => warnings.push(message),
+            }
         }
+        if let Some((key, _)) = fatal.first() {
+            return Err(ConfigError::UnknownKey {
+                key: key.clone(),
+                message: fatal
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+        }
+        let mut config = deserialized.map_err(|e| ConfigError::Invalid {
+            key: e.path().to_string(),
+            message: de::humanize(&e.into_inner().to_string()),
+        })?;
 
         if config.catalog.maxentries == 0 {
             // distribution's conversion: `<= 0` means the default.
@@ -326,117 +369,10 @@ impl Config {
                 "catalog.maxentries <= 0 means the default ({DEFAULT_MAX_ENTRIES}), as in distribution"
             ));
         }
-        warnings.extend(config.unimplemented_warnings());
+        warnings.extend(not_implemented);
+        warnings.extend(config.value_warnings());
         config.validate()?;
-        Ok((config, warnings))
-    }
-
-    /// Checks the rules distribution enforces (plus berth's own): version
-    /// `0.1`, exactly one storage driver, a parseable `http.addr`, a known
-    /// log level and formatter, `catalog.maxentries > 0`. Call again after
-    /// changing fields (the CLI does after applying flags).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.version != SUPPORTED_VERSION {
-            return Err(ConfigError::invalid(
-                "version",
-                format!(
-                    "unsupported version {:?} (only {SUPPORTED_VERSION:?} is supported)",
-                    self.version
-                ),
-            ));
-        }
-        let gc = &self.storage.maintenance.gc;
-        if gc.enabled && gc.interval.is_zero() {
-            return Err(ConfigError::invalid(
-                "storage.maintenance.gc.interval",
-                "must be greater than zero when gc is enabled",
-            ));
-        }
-        if gc.enabled && gc.graceperiod.is_zero() {
-            return Err(ConfigError::invalid(
-                "storage.maintenance.gc.graceperiod",
-                "must be greater than zero when gc is enabled (it protects pushes in progress)",
-            ));
-        }
-        if self.storage.maintenance.uploadpurging.enabled
-            && self.storage.maintenance.uploadpurging.interval.is_zero()
-        {
-            return Err(ConfigError::invalid(
-                "storage.maintenance.uploadpurging.interval",
-                "must be greater than zero when upload purging is enabled",
-            ));
-        }
-        if let Err(e) = trusted_proxy_nets(&self.http.trustedproxies) {
-            let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
-            return Err(ConfigError::invalid(key, message));
-        }
-        match self.log.level.to_ascii_lowercase().as_str() {
-            "panic" | "fatal" | "error" | "warn" | "warning" | "info" | "debug" | "trace" => {}
-            other => {
-                return Err(ConfigError::invalid(
-                    "log.level",
-                    format!("unknown level {other:?} (use error, warn, info or debug)"),
-                ))
-            }
-        }
-        match self.log.formatter.as_str() {
-            "" | "text" | "json" | "logstash" => {}
-            other => {
-                return Err(ConfigError::invalid(
-                    "log.formatter",
-                    format!("unsupported logging formatter {other:?} (use text or json)"),
-                ))
-            }
-        }
-        let drivers = self.storage.driver_names();
-        if drivers.len() > 1 {
-            return Err(ConfigError::invalid(
-                "storage",
-                format!(
-                    "multiple storage drivers specified in configuration or environment: {}",
-                    drivers.join(", ")
-                ),
-            ));
-        }
-        if drivers.is_empty() {
-            return Err(ConfigError::invalid(
-                "storage",
-                "no storage configuration provided",
-            ));
-        }
-        match self.http.net.as_str() {
-            "" | "tcp" | "unix" => {}
-            other => {
-                return Err(ConfigError::invalid(
-                    "http.net",
-                    format!("unsupported network {other:?} (use tcp)"),
-                ))
-            }
-        }
-        if self.http.net != "unix" {
-            ListenAddr::parse(&self.http.addr).map_err(|m| ConfigError::invalid("http.addr", m))?;
-        }
-        http_prefix(&self.http.prefix).map_err(|m| ConfigError::invalid("http.prefix", m))?;
-        if !self.http.debug.addr.is_empty() {
-            ListenAddr::parse(&self.http.debug.addr)
-                .map_err(|m| ConfigError::invalid("http.debug.addr", m))?;
-        }
-        match self.http.tls.minimumtls.as_str() {
-            "" | "tls1.0" | "tls1.1" | "tls1.2" | "tls1.3" => {}
-            other => {
-                return Err(ConfigError::invalid(
-                    "http.tls.minimumtls",
-                    format!("unknown TLS version {other:?} (use tls1.2 or tls1.3)"),
-                ))
-            }
-        }
-        if self.catalog.maxentries == 0 {
-            return Err(ConfigError::invalid(
-                "catalog.maxentries",
-                "must be greater than 0",
-            ));
-        }
-        Ok(())
+        Ok(config)
     }
 
     /// The TCP address to listen on, with Go's `:5000` turned into
@@ -456,30 +392,11 @@ impl Config {
         serde_yaml_ng::to_string(self).map_err(|e| ConfigError::invalid(".", e.to_string()))
     }
 
-    /// One warning per configured section berth accepts but ignores, so a
-    /// registry:2 config does not silently lose behaviour.
-    fn unimplemented_warnings(&self) -> Vec<String> {
+    /// Warnings about values (not keys) berth handles differently.
+    fn value_warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        let sections: [(&str, bool); 9] = [
-            ("notifications", self.notifications.is_some()),
-            ("redis", self.redis.is_some()),
-            ("proxy", self.proxy.is_some()),
-            ("validation", self.validation.is_some()),
-            ("compatibility", self.compatibility.is_some()),
-            ("middleware", self.middleware.is_some()),
-            ("reporting", self.reporting.is_some()),
-            ("log.hooks", self.log.hooks.is_some()),
-            (
-                "http.tls.letsencrypt",
-                !self.http.tls.letsencrypt.cachefile.is_empty(),
-            ),
-        ];
-        for (name, present) in sections {
-            if present {
-                w.push(format!(
-                    "{name} is accepted but not implemented by berth yet; it is ignored"
-                ));
-            }
+        if self.log.formatter == "logstash" {
+            w.push("log.formatter logstash is not implemented; using json".into());
         }
         if let Some(h) = &self.health {
             for c in h.http.iter().filter(|c| !c.uri.starts_with("http://")) {
@@ -488,9 +405,6 @@ impl Config {
                     c.uri
                 ));
             }
-        }
-        if self.log.formatter == "logstash" {
-            w.push("log.formatter logstash is not implemented; using json".into());
         }
         let host = &self.http.host;
         let has_scheme = host.starts_with("http://") || host.starts_with("https://");

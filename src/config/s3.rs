@@ -226,9 +226,13 @@ impl S3Config {
     }
 }
 
-/// A bool that also accepts Go's string spellings ("true", "False", "1").
+/// A bool that also accepts Go's string spellings ("true", "False", "1")
+/// and YAML 1.1's (`yes`, `on`, `off`, ...), as go-yaml v2 resolves them.
 pub(super) fn bool_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
     let s = lenient::LenientString::deserialize(de)?.0;
+    if let Some(b) = lenient::yaml11_bool(s.trim()) {
+        return Ok(b);
+    }
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "t" | "yes" => Ok(true),
         "false" | "0" | "f" | "no" | "" => Ok(false),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use super::{azure, duration, gcs, s3};
+use super::{azure, de, duration, gcs, s3};
 
 /// `storage:` section: one driver key plus the reserved keys.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -87,6 +87,7 @@ impl Default for FilesystemConfig {
 #[serde(default)]
 pub struct DeleteConfig {
     /// Allow `DELETE` on manifests and blobs.
+    #[serde(deserialize_with = "de::bool")]
     pub enabled: bool,
 }
 
@@ -108,6 +109,7 @@ pub struct MaintenanceConfig {
 #[serde(default)]
 pub struct GcConfig {
     /// Run the collector while serving (default false).
+    #[serde(deserialize_with = "de::bool")]
     pub enabled: bool,
     /// Time between runs (default 1h).
     #[serde(with = "duration::serde_go")]
@@ -117,8 +119,10 @@ pub struct GcConfig {
     #[serde(with = "duration::serde_go")]
     pub graceperiod: Duration,
     /// Also unlink manifests no tag keeps, like `--delete-untagged`.
+    #[serde(deserialize_with = "de::bool")]
     pub deleteuntagged: bool,
     /// Only log what would be removed.
+    #[serde(deserialize_with = "de::bool")]
     pub dryrun: bool,
 }
 
@@ -139,6 +143,7 @@ impl Default for GcConfig {
 #[serde(default)]
 pub struct UploadPurgingConfig {
     /// Run the purger at all (default true).
+    #[serde(deserialize_with = "de::bool")]
     pub enabled: bool,
     /// Uploads older than this are removed (default 168h).
     #[serde(with = "duration::serde_go")]
@@ -147,6 +152,7 @@ pub struct UploadPurgingConfig {
     #[serde(with = "duration::serde_go")]
     pub interval: Duration,
     /// Only log what would be removed.
+    #[serde(deserialize_with = "de::bool")]
     pub dryrun: bool,
 }
 
@@ -166,6 +172,7 @@ impl Default for UploadPurgingConfig {
 #[serde(default)]
 pub struct ReadOnlyConfig {
     /// Reject writes (pushes, deletes) with 405.
+    #[serde(deserialize_with = "de::bool")]
     pub enabled: bool,
 }
 
@@ -174,6 +181,7 @@ pub struct ReadOnlyConfig {
 #[serde(default)]
 pub struct RedirectConfig {
     /// Serve blobs through the registry instead of redirecting.
+    #[serde(deserialize_with = "de::bool")]
     pub disable: bool,
 }
 

@@ -6,10 +6,15 @@ use serde_yaml_ng::{Mapping, Value};
 use super::*;
 
 /// Parses YAML text into a tree; an empty file is an empty mapping.
-pub(super) fn parse_tree(yaml: &str, source_name: &str) -> Result<Value, ConfigError> {
-    let tree: Value = serde_yaml_ng::from_str(yaml).map_err(|e| ConfigError::Syntax {
+/// Duplicate keys add warnings (see [`super::yaml`]).
+pub(super) fn parse_tree(
+    yaml: &str,
+    source_name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ConfigError> {
+    let tree = super::yaml::parse(yaml, "", warnings).map_err(|message| ConfigError::Syntax {
         source_name: source_name.into(),
-        message: e.to_string(),
+        message,
     })?;
     Ok(match tree {
         Value::Null => Value::Mapping(Mapping::new()),

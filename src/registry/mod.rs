@@ -191,6 +191,7 @@ impl Registry {
     /// Checks that storage answers (for health checks): a missing root is
     /// fine, an I/O or backend error is not.
     pub async fn check_storage(&self) -> RegistryResult<()> {
+        self.driver.check_ready().await?;
         match self
             .driver
             .stat(&StoragePath::RepositoriesRoot.to_key())

@@ -97,6 +97,14 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Short backend name for logs and errors ("filesystem", "inmemory", "s3").
     fn name(&self) -> &'static str;
 
+    /// Whether the backend can serve at all, beyond keys being absent: the
+    /// filesystem driver checks that its root is (or can become) a
+    /// directory, since reads below a regular file look like "not found".
+    /// Default: nothing to check.
+    async fn check_ready(&self) -> StorageResult<()> {
+        Ok(())
+    }
+
     /// Reads a whole small object (links, manifests, state files).
     /// Errors: `NotFound` when no object is at `path`.
     async fn get_content(&self, path: &str) -> StorageResult<Bytes>;

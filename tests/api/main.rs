@@ -58,6 +58,19 @@ async fn base_endpoint_and_ping() {
 }
 
 #[tokio::test]
+async fn healthz_fails_when_the_filesystem_root_is_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let reg = TestRegistry::filesystem_at(&file, |_| {});
+    let r = reg.get("/healthz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    // A root that does not exist yet is fine: it is created on first write.
+    let reg = TestRegistry::filesystem_at(&dir.path().join("later"), |_| {});
+    assert_eq!(reg.get("/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn invalid_names_and_references_rejected_before_storage() {
     for reg in TestRegistry::all() {
         let table = [

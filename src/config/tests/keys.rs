@@ -4,15 +4,9 @@ use super::*;
 
 #[test]
 fn unknown_keys_warn_with_full_path() {
-    let yaml = "version: 0.1\nstorage:\n  filesystem:\n    rootdir: /x\n  delete:\n    enbled: true\nhttp:\n  adr: :5000\n  tls:\n    cert: x\nfoo: 1\n";
+    let yaml = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /x\n  delete:\n    enbled: true\nhttp:\n  adr: :5000\n  tls:\n    certificate: x\nfoo: 1\n";
     let (_, warnings) = load(yaml).unwrap();
-    for key in [
-        "http.adr",
-        "storage.filesystem.rootdir",
-        "storage.delete.enbled",
-        "http.tls.cert",
-        "foo",
-    ] {
+    for key in ["http.adr", "storage.delete.enbled", "foo"] {
         assert!(
             warnings.contains(&format!("unknown configuration key `{key}` (ignored)")),
             "{key} not in {warnings:?}"
@@ -139,6 +133,9 @@ fn unsupported_and_unknown_drivers() {
         .unwrap_err()
         .to_string()
         .contains("unknown storage driver"));
+    let (c, _) = load("version: 0.1\nstorage:\n  filesytem:\n    rootdirectory: /srv\n").unwrap();
+    let err = c.storage_driver().unwrap_err().to_string();
+    assert!(err.contains("did you mean `filesystem`?"), "{err}");
 }
 
 #[test]
@@ -206,4 +203,110 @@ fn filesystem_sync_mode() {
     );
     let err = load("version: 0.1\nstorage:\n  filesystem:\n    sync: sometimes\n").unwrap_err();
     assert!(err.to_string().contains("sync"), "{err}");
+}
+
+#[test]
+fn typos_in_auth_tls_and_storage_drivers_are_refused_with_the_nearest_key() {
+    // (yaml, key at fault, hint)
+    let table: &[(&str, &str, &str)] = &[
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nauth:\n  htpaswd:\n    realm: r\n    path: /p\n",
+            "auth.htpaswd",
+            "unknown authentication scheme `auth.htpaswd`; did you mean `htpasswd`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nauth:\n  htpasswd:\n    realm: r\n    pth: /p\n",
+            "auth.htpasswd.pth",
+            "did you mean `path`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nauth:\n  token:\n    realm: r\n    isuer: i\n",
+            "auth.token.isuer",
+            "did you mean `issuer`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectroy: /srv\n",
+            "storage.filesystem.rootdirectroy",
+            "did you mean `rootdirectory`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n    regionendpont: http://x\n",
+            "storage.s3.regionendpont",
+            "did you mean `regionendpoint`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  tls:\n    certificate: c\n    kye: k\n",
+            "http.tls.kye",
+            "did you mean `key`?",
+        ),
+        (
+            "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  tls:\n    letsencrypt:\n      cachefil: x\n",
+            "http.tls.letsencrypt.cachefil",
+            "did you mean `cachefile`?",
+        ),
+    ];
+    for (yaml, key, hint) in table {
+        match load(yaml) {
+            Err(ConfigError::UnknownKey { key: k, message }) => {
+                assert_eq!(&k, key, "{yaml}");
+                assert!(message.contains(hint), "{yaml}: {message}");
+            }
+            other => panic!("{yaml}: {other:?}"),
+        }
+    }
+    // The same typo from the environment names the variable.
+    let err = Config::load_str(
+        "version: 0.1\nstorage:\n  inmemory:\n",
+        "f.yml",
+        env(&[("REGISTRY_AUTH_HTPASWD_PATH", "/p")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("did you mean `htpasswd`?") && err.contains("REGISTRY_AUTH_HTPASWD_PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_from_environment_variables_name_the_variable() {
+    let table: &[(&[(&str, &str)], &str)] = &[
+        (&[("REGISTRY_HTTP_ADDR", "5000")], "REGISTRY_HTTP_ADDR"),
+        (
+            &[("REGISTRY_STORAGE_DELETE_ENABLED", "maybe")],
+            "REGISTRY_STORAGE_DELETE_ENABLED",
+        ),
+        (&[("REGISTRY_LOG_LEVEL", "loud")], "REGISTRY_LOG_LEVEL"),
+        (&[("REGISTRY_HTTP", "[1]")], "REGISTRY_HTTP"),
+        (&[("REGISTRY_HTTP_TLS", "{a: [}")], "REGISTRY_HTTP_TLS"),
+    ];
+    for (vars, var) in table {
+        let err = Config::load_str("version: 0.1\nstorage:\n  inmemory:\n", "f.yml", env(vars))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(var), "{vars:?}: {err}");
+    }
+}
+
+#[test]
+fn messages_never_show_rust_type_names() {
+    let table = [
+        "version: 0.1\nstorage:\n  inmemory:\nhttp: 5\n",
+        "version: 0.1\nstorage:\n  inmemory:\nhttp:\n  tls: [a]\n",
+        "version: 0.1\nstorage:\n  inmemory:\nlog: yes\n",
+        "version: 0.1\nstorage:\n  inmemory:\n  maintenance: 1\n",
+        "version: 0.1\nstorage:\n  filesystem:\n    sync: [a]\n",
+        "version: 0.1\nstorage:\n  inmemory:\nauth:\n  htpasswd: 1\n",
+        "version: 0.1\nstorage:\n  inmemory:\ncatalog:\n  maxentries: [1]\n",
+        "version: 0.1\nstorage:\n  inmemory:\naccess:\n  users: 1\n",
+        "version: 0.1\nstorage:\n  s3: 1\n",
+    ];
+    for yaml in table {
+        let err = load(yaml).unwrap_err().to_string();
+        for rust in [
+            "struct", "enum", "Config", "FsSync", "Value", "::", "u64", "i64", "usize",
+        ] {
+            assert!(!err.contains(rust), "{yaml:?}: {err}");
+        }
+    }
 }

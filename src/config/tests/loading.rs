@@ -45,7 +45,12 @@ fn classic_config_loads() {
     assert_eq!(c.catalog.maxentries, 1000);
     assert_eq!(c.catalog.refreshinterval, Duration::from_secs(30));
     assert_eq!(c.catalog.indexlimit, 1_000_000);
-    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        warnings,
+        vec![
+            "`storage.cache` is accepted, not implemented: berth keeps its own bounded in-memory caches; nothing is cached in redis",
+        ]
+    );
 }
 
 #[test]
@@ -191,4 +196,125 @@ fn http_prefix_forms() {
         assert_eq!(http_prefix(given).unwrap(), want, "{given:?}");
     }
     assert!(http_prefix("/a b/").is_err());
+}
+
+/// registry:2's sample files (tests/fixtures/registry2, distribution v2.8.2).
+fn fixture(name: &str) -> &'static str {
+    match name {
+        "config-example.yml" => {
+            include_str!("../../../tests/fixtures/registry2/config-example.yml")
+        }
+        "config-dev.yml" => include_str!("../../../tests/fixtures/registry2/config-dev.yml"),
+        "config-cache.yml" => include_str!("../../../tests/fixtures/registry2/config-cache.yml"),
+        "configuration-reference.yml" => {
+            include_str!("../../../tests/fixtures/registry2/configuration-reference.yml")
+        }
+        other => panic!("no fixture {other}"),
+    }
+}
+
+fn not_implemented(key: &str) -> String {
+    let n = unimplemented::NOT_IMPLEMENTED
+        .iter()
+        .find(|n| n.key == key)
+        .unwrap_or_else(|| panic!("{key} is not in the table"));
+    format!("`{}` is accepted, not implemented: {}", n.key, n.instead)
+}
+
+#[test]
+fn registry2_sample_files_load_with_the_expected_warnings() {
+    let table: &[(&str, &[&str])] = &[
+        (
+            "config-example.yml",
+            &["storage.cache"],
+        ),
+        (
+            "config-dev.yml",
+            &[
+                "log.hooks",
+                "storage.cache",
+                "notifications",
+                "redis",
+            ],
+        ),
+        (
+            "config-cache.yml",
+            &[
+                "http.secret",
+                "storage.cache",
+                "notifications",
+                "redis",
+                "proxy",
+            ],
+        ),
+    ];
+    for (name, keys) in table {
+        let (c, warnings) = load(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want: Vec<String> = unimplemented::NOT_IMPLEMENTED
+            .iter()
+            .filter(|n| keys.contains(&n.key))
+            .map(|n| not_implemented(n.key))
+            .collect();
+        assert_eq!(want.len(), keys.len(), "{name}");
+        assert_eq!(warnings, want, "{name}");
+        assert!(matches!(
+            c.storage_driver().unwrap(),
+            StorageDriverConfig::Filesystem { .. }
+        ));
+    }
+}
+
+#[test]
+fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_each() {
+    let full = fixture("configuration-reference.yml");
+    // As in registry:2: several auth schemes (and drivers) are refused.
+    let err = load(full).unwrap_err().to_string();
+    assert!(
+        err.starts_with("auth: must provide exactly one type"),
+        "{err}"
+    );
+    // With one driver and one scheme, as an operator would write it.
+    let cut = |text: &str, from: &str, to: &str| -> String {
+        let a = text.find(from).unwrap();
+        let b = text.find(to).unwrap();
+        format!("{}{}", &text[..a], &text[b..])
+    };
+    let one = cut(full, "  azure:\n", "  delete:\n    enabled: false\n");
+    let one = cut(&one, "  silly:\n", "  htpasswd:\n    realm: basic-realm\n");
+    let (c, warnings) = load(&one).unwrap_or_else(|e| panic!("{e}\n{one}"));
+    assert_eq!(
+        c.storage_driver().unwrap(),
+        StorageDriverConfig::Filesystem {
+            root: "/var/lib/registry".into(),
+            sync: FsSync::Group,
+        }
+    );
+    assert_eq!(c.auth.as_ref().and_then(|a| a.scheme()), Some("htpasswd"));
+    assert_eq!(c.log.level, "debug");
+    // The duplicate `middleware.storage` (the last one wins), the
+    // deprecated `loglevel`, and every section berth does not implement.
+    let mut want = vec![
+        "duplicate key `middleware.storage`: the last value is used (as registry:2 does)"
+            .to_string(),
+        "`loglevel` is deprecated; use `log.level`".to_string(),
+    ];
+    for key in [
+        "log.hooks",
+        "http.secret",
+        "http.tls.letsencrypt",
+        "storage.filesystem.maxthreads",
+        "storage.cache",
+        "notifications",
+        "redis",
+        "proxy",
+        "validation",
+        "compatibility",
+        "middleware",
+        "reporting",
+    ] {
+        want.push(not_implemented(key));
+    }
+    assert_eq!(warnings, want);
+    let middleware = c.middleware.as_ref().unwrap();
+    assert_eq!(middleware["storage"][0]["name"], Value::from("redirect"));
 }

@@ -8,6 +8,7 @@ use super::*;
 mod keys;
 mod loading;
 mod overrides;
+mod parsing;
 use std::time::Duration;
 
 /// Debian's `/etc/docker/registry/config.yml` (docker-registry 2.8.2), verbatim.

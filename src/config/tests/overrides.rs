@@ -49,7 +49,8 @@ fn env_storage_overrides_mirror_distribution() {
     .to_string();
     assert_eq!(
         err,
-        "storage: multiple storage drivers specified in configuration or environment: filesystem, inmemory"
+        "storage: multiple storage drivers specified in configuration or environment: \
+         filesystem, inmemory (set by environment variable REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY)"
     );
     // REGISTRY_STORAGE=s3 then children: parses into the typed s3 section.
     let (c, _) = Config::load_str(

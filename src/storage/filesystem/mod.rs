@@ -44,8 +44,11 @@ mod group_sync;
 mod list_cache;
 mod ops;
 mod read_stream;
+mod root;
 mod target;
 mod writer;
+
+pub use root::check_root;
 
 use aligned::ALIGN;
 use claim::Claim;
@@ -213,6 +216,14 @@ async fn sorted_names(full: PathBuf, key: &str) -> StorageResult<Arc<Names>> {
 
 #[async_trait]
 impl StorageDriver for FilesystemDriver {
+    async fn check_ready(&self) -> StorageResult<()> {
+        let root = self.ops.root.clone();
+        tokio::task::spawn_blocking(move || check_root(&root, false))
+            .await
+            .map_err(backend)?
+            .map_err(backend)
+    }
+
     fn name(&self) -> &'static str {
         DRIVER
     }
