@@ -93,8 +93,6 @@ mod tests {
         assert_eq!(
             warnings(&tree),
             vec![
-                "`log.fields` is accepted, not implemented: the fields are not added to log lines",
-                "`http.prefix` is accepted, not implemented: berth serves at the root (`/v2/`); strip the prefix in the proxy in front",
                 "`proxy` is accepted, not implemented: no pull-through cache: berth serves only what is pushed to it, and accepts pushes",
             ]
         );
