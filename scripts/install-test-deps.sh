@@ -24,6 +24,7 @@ declare -A PKG=(
   [systemd-analyze]=systemd
   [ldd]=libc-bin
   [go]=golang-go
+  [docker-compose]=docker-compose
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

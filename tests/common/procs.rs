@@ -494,3 +494,23 @@ impl Dockerd {
         (digest, out)
     }
 }
+
+/// `/etc/docker/certs.d/HOST:PORT/ca.crt`, the fixed place dockerd reads;
+/// removed on drop (the port is unique to the test).
+pub struct DockerCertsD(PathBuf);
+
+impl DockerCertsD {
+    pub fn install(host_port: &str, ca: &Path) -> DockerCertsD {
+        let dir = PathBuf::from("/etc/docker/certs.d").join(host_port);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {} (run as root): {e}", dir.display()));
+        std::fs::copy(ca, dir.join("ca.crt")).unwrap();
+        DockerCertsD(dir)
+    }
+}
+
+impl Drop for DockerCertsD {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -258,3 +258,132 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+/// deploy/compose/docker-compose.yml as documented: `berth cert` and
+/// `berth htpasswd` make the files, compose starts the image with TLS and
+/// htpasswd on a published port; docker logs in, pushes and pulls; the data
+/// survives `down` and `up` (the named volume).
+#[test]
+fn compose_with_tls_and_htpasswd() {
+    if !require_tools(&["docker", "dockerd", "docker-compose", "ldd"]) {
+        return;
+    }
+    let dk = Dockerd::start();
+    let tmp = tempdir("berth-compose-");
+    let dir = tmp.path();
+    let tag = "berth-under-test:compose";
+    run(Command::new("bash")
+        .arg(repo_root().join("scripts/build-image.sh"))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg(tag)
+        .env("DOCKER_HOST", dk.host()));
+    let berth = env!("CARGO_BIN_EXE_berth");
+    run(Command::new(berth)
+        .args(["cert", "--host", "localhost", "--ip", "127.0.0.1", "--out"])
+        .arg(dir.join("certs")));
+    let mut add = Command::new(berth);
+    add.args(["htpasswd", "add"])
+        .arg(dir.join("auth/htpasswd"))
+        .arg("alice");
+    std::fs::create_dir_all(dir.join("auth")).unwrap();
+    run_stdin(&mut add, b"compose-secret\n");
+    // What docs/deploy.md says: the files belong to the image's user.
+    for f in ["certs/server.key", "certs/server.crt", "auth/htpasswd"] {
+        std::os::unix::fs::chown(dir.join(f), Some(BERTH_UID), Some(BERTH_UID)).unwrap();
+    }
+    let port = free_port();
+    let compose = std::fs::read_to_string(repo_root().join("deploy/compose/docker-compose.yml"))
+        .unwrap()
+        .replace("\"5000:5000\"", &format!("\"127.0.0.1:{port}:5000\""));
+    std::fs::write(dir.join("docker-compose.yml"), compose).unwrap();
+    let project = format!("berthit{port}");
+    let compose_cmd = |args: &[&str]| -> String {
+        run(
+            Command::new(crate::procs::find_tool("docker-compose").unwrap())
+                .current_dir(dir)
+                .args(["-p", &project])
+                .args(args)
+                .env("DOCKER_HOST", dk.host())
+                .env("BERTH_IMAGE", tag),
+        )
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> String);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (self.0)(&["down", "-v"])
+            }));
+        }
+    }
+    let _down = Down(&compose_cmd);
+    compose_cmd(&["up", "-d"]);
+
+    let host = format!("localhost:{port}");
+    let _certs = crate::procs::DockerCertsD::install(&host, &dir.join("certs/ca.crt"));
+    let ca = dir.join("certs/ca.crt");
+    let curl = |user: Option<&str>| -> String {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca);
+        if let Some(u) = user {
+            c.args(["-u", u]);
+        }
+        c.arg(format!("https://{host}/v2/"));
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    wait_until(
+        "compose's registry to answer over TLS",
+        Duration::from_secs(60),
+        || curl(None) == "401",
+    );
+    assert_eq!(curl(Some("alice:compose-secret")), "200");
+    assert_eq!(curl(Some("alice:wrong")), "401");
+
+    run_stdin(
+        dk.docker()
+            .args(["login", "-u", "alice", "--password-stdin", &host]),
+        b"compose-secret\n",
+    );
+    let rootfs = tmp.path().join("rootfs.tar");
+    write_tar(
+        &rootfs,
+        &[Entry::Bytes("hello.txt", b"pushed through compose\n")],
+    );
+    let image = format!("{host}/team/compose:1");
+    dk.run(&["import", rootfs.to_str().unwrap(), &image]);
+    dk.push(&image);
+    let id = dk.inspect(&image, "{{.Id}}");
+
+    // Down (containers gone) and up again: the volume keeps the image.
+    compose_cmd(&["down"]);
+    compose_cmd(&["up", "-d"]);
+    wait_until(
+        "compose's registry to come back",
+        Duration::from_secs(60),
+        || curl(None) == "401",
+    );
+    dk.run(&["rmi", "-f", &id]);
+    dk.run(&["pull", &image]);
+    assert_eq!(dk.inspect(&image, "{{.Id}}"), id, "pulled after down/up");
+}
+
+/// Runs `cmd` with `input` on its standard input, asserting success.
+fn run_stdin(cmd: &mut Command, input: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    // The program may exit before reading everything (it then fails below).
+    let _ = child.stdin.take().unwrap().write_all(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

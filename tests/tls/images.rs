@@ -7,7 +7,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::clients::OciLayout;
-use crate::procs::{random_bytes, require_tools, run, run_fails, write_tar, Dockerd, Entry};
+use crate::procs::{
+    random_bytes, require_tools, run, run_fails, write_tar, DockerCertsD, Dockerd, Entry,
+};
 use crate::TlsRegistry;
 
 /// A directory holding only `ca.crt`: what `--cert-dir` wants (a `.key`
@@ -110,26 +112,6 @@ fn podman_push_pull_with_cert_dir() {
     run(podman(&dir).args(["pull", "--cert-dir", trust, &image]));
     let again = run(podman(&dir).args(["image", "inspect", "--format", "{{.Id}}", &image]));
     assert_eq!(again.trim(), id.trim(), "image ID after pull over TLS");
-}
-
-/// `/etc/docker/certs.d/HOST:PORT/ca.crt`, the fixed place dockerd reads;
-/// removed on drop (the port is unique to the test).
-struct DockerCertsD(PathBuf);
-
-impl DockerCertsD {
-    fn install(host_port: &str, ca: &Path) -> DockerCertsD {
-        let dir = PathBuf::from("/etc/docker/certs.d").join(host_port);
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {} (run as root): {e}", dir.display()));
-        std::fs::copy(ca, dir.join("ca.crt")).unwrap();
-        DockerCertsD(dir)
-    }
-}
-
-impl Drop for DockerCertsD {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Pushes `image` through `dk`, removes it locally and pulls it back.
