@@ -23,6 +23,7 @@ mod listing;
 mod manifests;
 mod replica_races;
 mod socket;
+mod socket_timeouts;
 mod support;
 mod uploads;
 
