@@ -15,6 +15,7 @@ mod procs;
 mod s3;
 
 mod auth;
+mod auth_cache;
 mod auth_token;
 mod blobs;
 mod features;
