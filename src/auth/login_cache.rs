@@ -187,6 +187,7 @@ fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
