@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::htpasswd::HtpasswdFile;
+use super::login_cache::{Flight, FlightKey, LoginCache, LoginKey};
 use super::ratelimit::LoginLimiter;
 use super::token::{TokenClaims, TokenIssuer, TokenVerifier};
 use super::Credentials;
@@ -86,6 +87,8 @@ enum Scheme {
 pub struct Authenticator {
     scheme: Scheme,
     limiter: Arc<LoginLimiter>,
+    /// Recently verified htpasswd logins (see `login_cache`).
+    cache: Arc<LoginCache<Result<(), AuthFailure>>>,
 }
 
 impl Authenticator {
@@ -148,6 +151,7 @@ impl Authenticator {
         Ok(Authenticator {
             scheme,
             limiter: Arc::new(LoginLimiter::default()),
+            cache: Arc::new(LoginCache::new()),
         })
     }
 
@@ -200,13 +204,83 @@ impl Authenticator {
         }
     }
 
-    /// Checks a password with throttling per client address. The attempt
-    /// is counted before bcrypt runs (see [`LoginLimiter`]), and the check
-    /// runs to its end and is recorded even if the request is abandoned, so
+    /// Checks a password. A login verified less than
+    /// [`login_cache::TTL`](super::login_cache::TTL) ago against the
+    /// current file is accepted without a check and without a throttle slot
+    /// (unless its address is blocked by failures). Otherwise the check is
+    /// throttled per client address: the attempt is counted before bcrypt
+    /// runs (see [`LoginLimiter`]), concurrent requests from one address
+    /// with the same credentials wait for one check and share its success
+    /// (after a failure each is checked and counted), and the check runs to its
+    /// end and is recorded even if the request is abandoned, so
     /// disconnecting cannot start checks beyond the bounds.
     pub async fn check_password(
         &self,
         file: &HtpasswdFile,
+        user: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), AuthFailure> {
+        let key = self.cache.key(user, password);
+        if self.cache.hit(&key, file.generation().await) {
+            return self.cached_login(client);
+        }
+        let flight_key = (key, client);
+        let Some(flight) = self.cache.flight(&flight_key) else {
+            return self.run_check(file, key, user, password, client).await;
+        };
+        let landing = Landing {
+            cache: &self.cache,
+            key: flight_key,
+            flight: flight.clone(),
+        };
+        let mut ran = false;
+        let outcome = flight
+            .get_or_init(|| async {
+                ran = true;
+                // A check that ended just before this one began has cached
+                // its success.
+                if self.cache.hit(&key, file.generation().await) {
+                    return self.cached_login(client);
+                }
+                self.run_check(file, key, user, password, client).await
+            })
+            .await
+            .clone();
+        drop(landing);
+        match outcome {
+            // Only successes are shared: a request that waited on a
+            // failed (or refused) check goes through the throttle itself.
+            Err(_) if !ran => self.run_check(file, key, user, password, client).await,
+            outcome => outcome,
+        }
+    }
+
+    /// A login found in the cache: accepted unless its address is blocked
+    /// by failures (a blocked address waits out the block whatever it
+    /// sends, so the cache cannot tell a guesser which guess is right).
+    fn cached_login(&self, client: Option<IpAddr>) -> Result<(), AuthFailure> {
+        if let Some(ip) = client {
+            if let Err(wait) = self.limiter.check(ip) {
+                self.limiter
+                    .stats()
+                    .throttled
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(AuthFailure::RateLimited(wait));
+            }
+        }
+        self.limiter
+            .stats()
+            .cache_hits
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One throttled bcrypt check; a success is cached under `key`.
+    async fn run_check(
+        &self,
+        file: &HtpasswdFile,
+        key: LoginKey,
         user: &str,
         password: &str,
         client: Option<IpAddr>,
@@ -217,9 +291,13 @@ impl Authenticator {
             .await
             .map_err(AuthFailure::RateLimited)?;
         let (file, user_owned, password) = (file.clone(), user.to_string(), password.to_string());
+        let cache = self.cache.clone();
         let check = tokio::spawn(async move {
-            let ok = file.verify(&user_owned, &password).await;
+            let (ok, generation) = file.verify_at(&user_owned, &password).await;
             attempt.finish(ok);
+            if ok {
+                cache.insert(key, generation);
+            }
             ok
         });
         if check.await.unwrap_or(false) {
@@ -249,6 +327,11 @@ impl Authenticator {
                 "berth_login_throttled_total",
                 "Logins refused with 429 before any password check.",
                 &stats.throttled,
+            ),
+            (
+                "berth_login_cache_hits_total",
+                "Logins accepted from the cache of recently verified passwords, without a check.",
+                &stats.cache_hits,
             ),
         ];
         for (name, help, value) in rows {
@@ -289,6 +372,20 @@ impl Authenticator {
     /// The Basic challenge of the built-in token endpoint.
     pub fn basic_challenge(&self) -> String {
         "Basic realm=\"berth\"".to_string()
+    }
+}
+
+/// Ends a shared check for the requests that come after it (also when the
+/// request running it is abandoned): they look at the cache, or check anew.
+struct Landing<'a> {
+    cache: &'a LoginCache<Result<(), AuthFailure>>,
+    key: FlightKey,
+    flight: Flight<Result<(), AuthFailure>>,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        self.cache.land(&self.key, &self.flight);
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -219,7 +220,13 @@ struct Entries {
     /// A well-formed bcrypt hash nobody's password matches, at the file's
     /// most common cost, so an unknown user costs as much as a known one.
     dummy: String,
+    /// Unique to this load of the file (never 0), so what was verified
+    /// against older entries can tell (the verified-login cache).
+    generation: u64,
 }
+
+/// The generation of the next entries loaded.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// A bcrypt hash (of a random string nobody knows) whose salt and digest are
 /// valid base64; its cost digits are replaced to build [`Entries::dummy`].
@@ -276,6 +283,7 @@ fn parse(path: &Path, text: &str) -> Result<Entries, HtpasswdError> {
     Ok(Entries {
         hashes,
         dummy: dummy_hash(cost),
+        generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
     })
 }
 
@@ -360,6 +368,13 @@ impl Inner {
         }
         state.entries.clone()
     }
+
+    /// The current entries' generation when no look at the file is due
+    /// (no I/O: callable on the async threads).
+    fn fresh_generation(&self) -> Option<u64> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        (state.last_check.elapsed() < RECHECK_INTERVAL).then_some(state.entries.generation)
+    }
 }
 
 /// An htpasswd file of bcrypt entries, re-read when it changes on disk.
@@ -403,21 +418,42 @@ impl HtpasswdFile {
     /// verify against a dummy hash, so timing does not reveal which users
     /// exist.
     pub async fn verify(&self, user: &str, password: &str) -> bool {
+        self.verify_at(user, password).await.0
+    }
+
+    /// [`HtpasswdFile::verify`], also returning the generation of the
+    /// entries the password was checked against (0 if the check could not
+    /// run).
+    pub async fn verify_at(&self, user: &str, password: &str) -> (bool, u64) {
         let inner = self.inner.clone();
         let user = user.to_string();
         let password = password.to_string();
         let result = tokio::task::spawn_blocking(move || {
             let entries = inner.entries();
-            match entries.hashes.get(&user) {
+            let ok = match entries.hashes.get(&user) {
                 Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
                 None => {
                     let _ = bcrypt::verify(&password, &entries.dummy);
                     false
                 }
-            }
+            };
+            (ok, entries.generation)
         })
         .await;
-        result.unwrap_or(false)
+        result.unwrap_or((false, 0))
+    }
+
+    /// The generation of the current entries: a new value after every
+    /// reload of the file (looked at as [`HtpasswdFile::verify`] does).
+    /// What was verified against another generation no longer counts.
+    pub async fn generation(&self) -> u64 {
+        if let Some(g) = self.inner.fresh_generation() {
+            return g;
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.entries().generation)
+            .await
+            .unwrap_or(0)
     }
 
     /// The user names, sorted (for tests and diagnostics). Uses the cached

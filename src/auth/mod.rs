@@ -4,6 +4,7 @@
 
 pub mod authenticator;
 pub mod htpasswd;
+pub mod login_cache;
 pub mod policy;
 pub mod ratelimit;
 pub mod token;

@@ -71,6 +71,9 @@ pub struct LoginStats {
     pub failures: AtomicU64,
     /// Logins refused with 429 without a check.
     pub throttled: AtomicU64,
+    /// Logins accepted from the verified-login cache without a check
+    /// (counted by the authenticator).
+    pub cache_hits: AtomicU64,
 }
 
 #[derive(Debug)]

@@ -189,7 +189,7 @@ async fn failed_logins_are_rate_limited() {
 }
 
 /// The value of a counter on `/metrics`.
-async fn metric(reg: &TestRegistry, name: &str) -> u64 {
+pub(crate) async fn metric(reg: &TestRegistry, name: &str) -> u64 {
     let r = reg.get("/metrics").await;
     let text = String::from_utf8_lossy(&r.body).into_owned();
     text.lines()

@@ -15,6 +15,7 @@ mod procs;
 mod s3;
 
 mod auth;
+mod auth_cache;
 mod auth_token;
 mod blobs;
 mod features;
@@ -23,6 +24,7 @@ mod listing;
 mod manifests;
 mod replica_races;
 mod socket;
+mod socket_timeouts;
 mod support;
 mod uploads;
 
