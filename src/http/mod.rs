@@ -15,6 +15,7 @@ pub mod forwarded;
 mod head_limit;
 mod listing;
 mod manifests;
+mod metrics;
 mod middleware;
 pub mod server;
 mod token;
@@ -75,7 +76,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     // registry:2 serves metrics only on the debug listener; without one,
     // berth keeps serving them here (as it always did).
     if prometheus.enabled && state.config.http.debug.addr.is_empty() {
-        api = api.route(&debug::metrics_path(prometheus), get(metrics));
+        api = api.route(&debug::metrics_path(prometheus), get(metrics::metrics));
     }
     let api = api
         .route("/v2", any(dispatch))
@@ -95,7 +96,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
             .route("/_ping", get(ping))
             .route("/healthz", get(health))
     };
-    app.fallback(fallback)
+    let app = app
+        .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::health_gate,
@@ -107,8 +109,17 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::common_headers,
+        ));
+    // Outermost, so every answer counts (health gate, fallback, errors).
+    let app = if prometheus.enabled {
+        app.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
         ))
-        .with_state(state)
+    } else {
+        app
+    };
+    app.with_state(state)
 }
 
 /// `/` (any method): 200 with no body, as registry:2 answers liveness and
@@ -142,25 +153,6 @@ async fn ping() -> Response {
             ),
         ],
         "{}",
-    )
-        .into_response()
-}
-
-/// Prometheus text exposition (when `http.debug.prometheus.enabled`): what
-/// online garbage collection and upload purging did.
-pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
-    let mut out = format!(
-        "# HELP berth_build_info berth's version.\n# TYPE berth_build_info gauge\nberth_build_info{{version=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    st.registry.gc_stats().render(&mut out);
-    st.auth.render_metrics(&mut out);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
     )
         .into_response()
 }
