@@ -62,7 +62,10 @@ pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry
         return Registry::new(driver, options);
     }
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let driver = Arc::new(crate::storage::metered::Metered::new(driver, metrics.clone()));
+    let driver = Arc::new(crate::storage::metered::Metered::new(
+        driver,
+        metrics.clone(),
+    ));
     Registry::new(driver, options).with_metrics(metrics)
 }
 

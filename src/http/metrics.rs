@@ -137,9 +137,5 @@ pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
         u8::from(index.is_some()),
         index.unwrap_or(0)
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

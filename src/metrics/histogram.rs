@@ -62,7 +62,10 @@ impl Histogram {
                     out,
                     "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
                 ),
-                None => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"),
+                None => writeln!(
+                    out,
+                    "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+                ),
             };
         }
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -88,11 +91,26 @@ mod tests {
         h.observe(Duration::from_secs(100)); // past the last bound
         let mut out = String::new();
         h.render(&mut out, "x_seconds", "k=\"v\"");
-        assert!(out.contains("x_seconds_bucket{k=\"v\",le=\"0.0001\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"v\",le=\"0.0025\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"v\",le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"v\",le=\"60\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{k=\"v\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_seconds_bucket{k=\"v\",le=\"0.0001\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"v\",le=\"0.0025\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"v\",le=\"0.005\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"v\",le=\"60\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{k=\"v\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("x_seconds_count{k=\"v\"} 3\n"), "{out}");
         assert_eq!(h.count(), 3);
     }

@@ -112,8 +112,8 @@ pub fn method_index(m: &http::Method) -> usize {
 /// Status codes with a `code` label of their own; others are counted under
 /// their class (`1xx` … `5xx`).
 const CODES: [u16; 24] = [
-    200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 409, 412, 413,
-    415, 416, 429, 500, 502, 503,
+    200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 409, 412, 413, 415,
+    416, 429, 500, 502, 503,
 ];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const STATUS_SLOTS: usize = CODES.len() + CLASSES.len();

@@ -59,7 +59,12 @@ async fn counters_move_with_pushes_and_pulls() {
         assert_eq!(r.status, StatusCode::ACCEPTED);
         let loc = crate::support::path_of(r.header("location").unwrap());
         let r = reg
-            .req(Method::PATCH, &loc, &[], stream_body(vec![b"01234", b"56789"]))
+            .req(
+                Method::PATCH,
+                &loc,
+                &[],
+                stream_body(vec![b"01234", b"56789"]),
+            )
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{driver}");
         for _ in 0..3 {
@@ -67,7 +72,10 @@ async fn counters_move_with_pushes_and_pulls() {
             assert_eq!(r.body.as_ref(), manifest.as_slice());
         }
         assert_eq!(
-            reg.get(&format!("/v2/app/web/blobs/{blob}")).await.body.as_ref(),
+            reg.get(&format!("/v2/app/web/blobs/{blob}"))
+                .await
+                .body
+                .as_ref(),
             b"a blob to pull"
         );
         let r = reg.head("/v2/app/web/manifests/v1").await;
@@ -189,7 +197,9 @@ async fn uploads_in_flight_counts_a_patch_until_it_ends() {
     let body = Body::from_stream(tokio_stream_from(rx));
     let patch = reg.req(Method::PATCH, &loc, &[], body);
     let watch = async {
-        tx.send(Ok(bytes::Bytes::from_static(b"part"))).await.unwrap();
+        tx.send(Ok(bytes::Bytes::from_static(b"part")))
+            .await
+            .unwrap();
         // The PATCH is now inside the handler, waiting for more body.
         let mut seen = 0.0;
         for _ in 0..1000 {
