@@ -1,6 +1,6 @@
-//! `/metrics` and the middleware that feeds it: one place that counts every
-//! request by route kind, method and status, times it, and counts body
-//! bytes each way. On the manifest GET hot path this costs a clock read,
+//! `/metrics` and the request recording that feeds it (run by the
+//! outermost middleware): one place that counts every request by route
+//! kind, method and status, times it, and counts body bytes each way. On the manifest GET hot path this costs a clock read,
 //! a path match and a few relaxed atomic adds: the request body is empty
 //! and the response body has a known size, so neither is wrapped.
 
@@ -12,26 +12,49 @@ use std::time::Instant;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 
 use super::HttpState;
-use crate::metrics::http::{method_index, RouteKind};
+use crate::metrics::http::{method_index, RouteKind, UploadGuard};
 use crate::metrics::Metrics;
 
-/// Records the request into the registry's metrics (installed only when
-/// `http.debug.prometheus.enabled`).
-pub async fn record(State(st): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// One request being measured: what [`start`] learnt of it, until
+/// [`Recording::finish`] sees its response.
+pub(super) struct Recording<'a> {
+    metrics: &'a Arc<Metrics>,
+    route: RouteKind,
+    method: usize,
+    head: bool,
+    /// Held while an upload request is served.
+    _upload: Option<UploadGuard<'a>>,
+}
+
+/// Starts measuring `req` when `http.debug.prometheus.enabled` (else
+/// `None`, and `req` untouched); a body of unknown length is wrapped to
+/// count its frames. Called by the outermost middleware
+/// ([`super::middleware::common_headers`]), which already reads the clock
+/// and the method for the access log: no layer of its own.
+pub(super) fn start(st: &HttpState, req: Request) -> (Request, Option<Recording<'_>>) {
+    if !st.config.http.debug.prometheus.enabled {
+        return (req, None);
+    }
     let metrics = st.registry.metrics();
     let path = req.uri().path();
     let route = RouteKind::of(path.strip_prefix(st.prefix.as_str()).unwrap_or(path));
-    let method = req.method().clone();
-    let _upload = (route == RouteKind::Upload
-        && matches!(method, Method::POST | Method::PATCH | Method::PUT))
+    let method = req.method();
+    let upload = (route == RouteKind::Upload
+        && matches!(*method, Method::POST | Method::PATCH | Method::PUT))
     .then(|| metrics.http.upload_started());
+    let rec = Recording {
+        metrics,
+        route,
+        method: method_index(method),
+        head: method == Method::HEAD,
+        _upload: upload,
+    };
     let req = match req.body().size_hint().exact() {
+        Some(0) => req,
         Some(n) => {
             metrics.http.add_received(route, n);
             req
@@ -39,22 +62,33 @@ pub async fn record(State(st): State<Arc<HttpState>>, req: Request, next: Next) 
         // Chunked uploads: count the frames as they arrive.
         None => req.map(|b| Body::new(Counting::new(b, metrics.clone(), route, Way::Received))),
     };
-    let resp = next.run(req).await;
-    metrics.http.record(
-        route,
-        method_index(&method),
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
-    if method == Method::HEAD {
-        return resp;
-    }
-    match resp.body().size_hint().exact() {
-        Some(n) => {
-            metrics.http.add_sent(route, n);
-            resp
+    (req, Some(rec))
+}
+
+impl Recording<'_> {
+    /// Counts the response (status, time since `started`, body bytes);
+    /// a body of unknown length is wrapped to count its frames.
+    pub(super) fn finish(self, resp: Response, started: Instant) -> Response {
+        let m = &self.metrics.http;
+        m.record(
+            self.route,
+            self.method,
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+        if self.head {
+            return resp;
         }
-        None => resp.map(|b| Body::new(Counting::new(b, metrics.clone(), route, Way::Sent))),
+        match resp.body().size_hint().exact() {
+            Some(n) => {
+                m.add_sent(self.route, n);
+                resp
+            }
+            None => {
+                let (metrics, route) = (self.metrics.clone(), self.route);
+                resp.map(|b| Body::new(Counting::new(b, metrics, route, Way::Sent)))
+            }
+        }
     }
 }
 

@@ -96,8 +96,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             .route("/_ping", get(ping))
             .route("/healthz", get(health))
     };
-    let app = app
-        .fallback(fallback)
+    app.fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::health_gate,
@@ -106,20 +105,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
             state.clone(),
             forwarded::sanitize,
         ))
+        // Outermost: also records metrics, so every answer counts
+        // (health gate, fallback, errors).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::common_headers,
-        ));
-    // Outermost, so every answer counts (health gate, fallback, errors).
-    let app = if prometheus.enabled {
-        app.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::record,
         ))
-    } else {
-        app
-    };
-    app.with_state(state)
+        .with_state(state)
 }
 
 /// `/` (any method): 200 with no body, as registry:2 answers liveness and
