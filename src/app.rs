@@ -50,13 +50,23 @@ pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Resu
     build_app_with(config, registry)
 }
 
-/// The registry layer the configuration describes, over `driver`.
+/// The registry layer the configuration describes, over `driver`; with
+/// `http.debug.prometheus.enabled`, the driver's calls are measured.
 pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry {
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
         index_limit: config.catalog.indexlimit,
     };
-    Registry::new(driver, options)
+    if !config.http.debug.prometheus.enabled {
+        // Nothing is scraped, so nothing is measured: no wrapper, no cost.
+        return Registry::new(driver, options);
+    }
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let driver = Arc::new(crate::storage::metered::Metered::new(
+        driver,
+        metrics.clone(),
+    ));
+    Registry::new(driver, options).with_metrics(metrics)
 }
 
 /// [`build_app`] over an existing registry, so background workers (online

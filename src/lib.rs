@@ -14,6 +14,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod logfields;
 pub mod memtrim;
+pub mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod rlimit;

@@ -46,7 +46,18 @@ fn filesystem_fsync_each_fixture() -> Fixture {
     Fixture::with(FilesystemDriver::with_sync(dir.path(), true), dir)
 }
 
+/// The filesystem driver behind the metrics wrapper: every call, and the
+/// writers' batched commits, must still behave as the driver's own.
+fn metered_filesystem_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner: std::sync::Arc<dyn StorageDriver> =
+        std::sync::Arc::new(FilesystemDriver::new(dir.path()));
+    let metrics = std::sync::Arc::new(berth::metrics::Metrics::default());
+    Fixture::with(berth::storage::metered::Metered::new(inner, metrics), dir)
+}
+
 storage_driver_suite!(memory, Fixture::new(MemoryDriver::new()));
+storage_driver_suite!(metered_filesystem, metered_filesystem_fixture());
 storage_driver_suite!(filesystem, filesystem_fixture());
 storage_driver_suite!(filesystem_fsync_each, filesystem_fsync_each_fixture());
 storage_driver_suite!(garage, optional s3_fixture(s3::garage()));

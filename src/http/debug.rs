@@ -21,7 +21,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/debug/health", get(health))
         .route("/debug/vars", get(vars));
     if prometheus.enabled {
-        app = app.route(&metrics_path(prometheus), get(super::metrics));
+        app = app.route(&metrics_path(prometheus), get(super::metrics::metrics));
     }
     app.with_state(state)
 }

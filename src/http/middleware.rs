@@ -1,4 +1,4 @@
-//! Headers every response carries, and the access log.
+//! Headers every response carries, the access log and request metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,13 +16,15 @@ use super::HttpState;
 pub struct CallerName(pub String);
 
 /// Adds `Docker-Distribution-API-Version` and the configured `http.headers`,
-/// and writes one access-log line per request unless disabled.
+/// writes one access-log line per request unless disabled, and records the
+/// request's metrics when enabled (`super::metrics`).
 pub async fn common_headers(
     State(st): State<Arc<HttpState>>,
     req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let (req, recording) = super::metrics::start(&st, req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let log = !st.config.log.accesslog.disabled;
@@ -33,6 +35,9 @@ pub async fn common_headers(
         })
         .flatten();
     let mut resp = next.run(req).await;
+    if let Some(r) = recording {
+        resp = r.finish(resp, started);
+    }
     let h = resp.headers_mut();
     h.insert(
         HeaderName::from_static("docker-distribution-api-version"),

@@ -15,6 +15,7 @@ pub mod forwarded;
 mod head_limit;
 mod listing;
 mod manifests;
+mod metrics;
 mod middleware;
 pub mod server;
 mod token;
@@ -75,7 +76,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     // registry:2 serves metrics only on the debug listener; without one,
     // berth keeps serving them here (as it always did).
     if prometheus.enabled && state.config.http.debug.addr.is_empty() {
-        api = api.route(&debug::metrics_path(prometheus), get(metrics));
+        api = api.route(&debug::metrics_path(prometheus), get(metrics::metrics));
     }
     let api = api
         .route("/v2", any(dispatch))
@@ -104,6 +105,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
             state.clone(),
             forwarded::sanitize,
         ))
+        // Outermost: also records metrics, so every answer counts
+        // (health gate, fallback, errors).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::common_headers,
@@ -142,25 +145,6 @@ async fn ping() -> Response {
             ),
         ],
         "{}",
-    )
-        .into_response()
-}
-
-/// Prometheus text exposition (when `http.debug.prometheus.enabled`): what
-/// online garbage collection and upload purging did.
-pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
-    let mut out = format!(
-        "# HELP berth_build_info berth's version.\n# TYPE berth_build_info gauge\nberth_build_info{{version=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    st.registry.gc_stats().render(&mut out);
-    st.auth.render_metrics(&mut out);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
     )
         .into_response()
 }

@@ -95,6 +95,8 @@ pub struct Registry {
     gc_stats: Arc<gc::stats::GcStats>,
     /// Repository names in memory, for `_catalog` and `/v1/search`.
     repo_index: Arc<repo_index::RepoIndex>,
+    /// The process's metrics (requests, storage calls), for `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Registry {
@@ -108,8 +110,21 @@ impl Registry {
             manifests: Arc::new(manifest_cache::ManifestCache::default()),
             gc_stats: Arc::new(gc::stats::GcStats::default()),
             repo_index: Arc::new(repo_index::RepoIndex::new(options.index_limit)),
+            metrics: Arc::default(),
             options,
         }
+    }
+
+    /// This registry recording into `metrics` (the ones its driver's
+    /// [`Metered`](crate::storage::metered::Metered) wrapper records into).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The process's metrics, which the HTTP layer records into and renders.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The storage driver, for wiring (health checks, redirects).

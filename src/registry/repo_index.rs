@@ -113,6 +113,15 @@ impl RepoIndex {
         matches!(self.read().contents, Contents::Ready(_))
     }
 
+    /// How many names the index holds; `None` until built or when over
+    /// its bound (listings then walk storage).
+    pub fn size(&self) -> Option<usize> {
+        match &self.read().contents {
+            Contents::Ready(set) => Some(set.len()),
+            _ => None,
+        }
+    }
+
     /// Records that this process created (`exists`) or emptied a repository.
     /// Repeated pushes to a listed repository take only the read lock.
     pub fn note(&self, name: &str, exists: bool) {

@@ -8,6 +8,7 @@
 mod deferred;
 pub mod filesystem;
 pub mod memory;
+pub mod metered;
 pub mod object_store;
 pub mod paths;
 

@@ -22,6 +22,7 @@ mod features;
 mod forwarded;
 mod listing;
 mod manifests;
+mod metrics;
 mod replica_races;
 mod socket;
 mod socket_timeouts;
