@@ -53,7 +53,10 @@ fn version_prints_crate_version_and_git_commit() {
     }
     // Subcommands report the same.
     let sub = berth(&["serve", "--version"], &[]);
-    assert_eq!(text(&sub.stdout), stdout.replacen("berth", "berth-serve", 1));
+    assert_eq!(
+        text(&sub.stdout),
+        stdout.replacen("berth", "berth-serve", 1)
+    );
 }
 
 #[test]
@@ -79,7 +82,12 @@ fn man_page_is_roff_naming_the_subcommands() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = text(&out.stdout);
     assert!(page.contains(".TH berth 1"), "{page}");
-    for word in ["serve", "garbage\\-collect", "healthcheck", env!("CARGO_PKG_VERSION")] {
+    for word in [
+        "serve",
+        "garbage\\-collect",
+        "healthcheck",
+        env!("CARGO_PKG_VERSION"),
+    ] {
         assert!(page.contains(word), "{word} missing from:\n{page}");
     }
 }

@@ -224,18 +224,10 @@ fn not_implemented(key: &str) -> String {
 #[test]
 fn registry2_sample_files_load_with_the_expected_warnings() {
     let table: &[(&str, &[&str])] = &[
-        (
-            "config-example.yml",
-            &["storage.cache"],
-        ),
+        ("config-example.yml", &["storage.cache"]),
         (
             "config-dev.yml",
-            &[
-                "log.hooks",
-                "storage.cache",
-                "notifications",
-                "redis",
-            ],
+            &["log.hooks", "storage.cache", "notifications", "redis"],
         ),
         (
             "config-cache.yml",
