@@ -260,7 +260,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(crate::http::server::serve_plain(
             l,
             apps.debug,
-            settings.clone(),
+            settings,
             stopped(stop_rx.clone()),
         ))
     });

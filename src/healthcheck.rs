@@ -162,6 +162,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

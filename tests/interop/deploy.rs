@@ -70,6 +70,21 @@ fn container_image_serves_restarts_and_collects() {
         "the image runs as the unprivileged user"
     );
 
+    // The shipped configuration is clean: no unknown or unimplemented key.
+    let check = dk.run(&[
+        "run",
+        "--rm",
+        tag,
+        "config",
+        "check",
+        "--strict",
+        "/etc/docker/registry/config.yml",
+    ]);
+    assert!(
+        check.contains("rootdirectory: /var/lib/registry"),
+        "{check}"
+    );
+
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let cleanup = Cleanup {
