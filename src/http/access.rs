@@ -159,6 +159,7 @@ impl Drop for LoggedBody {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
