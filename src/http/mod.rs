@@ -206,8 +206,8 @@ async fn fallback() -> Response {
 }
 
 /// One handler for everything under `/v2/<...>`: parse, authenticate,
-/// authorize, dispatch. The caller's name rides on the response for the
-/// access log.
+/// authorize, dispatch. The caller's name and the repository ride on the
+/// response for the access log.
 async fn dispatch(State(st): State<Arc<HttpState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let client = st.client(&parts);
