@@ -245,7 +245,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let settings = crate::http::server::ConnSettings::from_config(&config.http);
     let maintenance = Maintenance::start(&config, &registry);
-    // One shutdown for the main listener, the debug listener and the checks.
+    // One shutdown for the listeners, the checks and the maintenance workers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let readiness = apps.readiness.clone();
     let signal = tokio::spawn(async move {
@@ -256,6 +256,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let checks = apps.health.spawn(stop_rx.clone());
+    // Background work stops at the signal, between its operations, while
+    // the listeners drain (or when serving ends otherwise: the sender is
+    // dropped with the signal task).
+    let background = {
+        let rx = stop_rx.clone();
+        tokio::spawn(async move {
+            stopped(rx).await;
+            maintenance.stop().await;
+        })
+    };
     let debug = debug_listener.map(|l| {
         tokio::spawn(crate::http::server::serve_plain(
             l,
@@ -281,7 +291,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for c in checks {
         let _ = c.await;
     }
-    maintenance.stop().await;
+    let _ = background.await;
     served?;
     tracing::info!("berth stopped");
     Ok(())

@@ -15,14 +15,15 @@ const LINE_WAIT: Duration = Duration::from_secs(60);
 /// A running `berth serve` with log.formatter json.
 struct Served {
     child: Child,
-    lines: Receiver<serde_json::Value>,
+    lines: Receiver<Result<serde_json::Value, String>>,
     addr: String,
     _dir: tempfile::TempDir,
 }
 
 impl Served {
-    /// Starts berth on a free loopback port with `extra` YAML under `http:`.
-    fn start(http_extra: &str) -> Served {
+    /// Starts berth on a free loopback port with `http_extra` YAML under
+    /// `http:` and `storage_extra` under `storage:`.
+    fn start(http_extra: &str, storage_extra: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("registry");
         let file = dir.path().join("config.yml");
@@ -30,7 +31,7 @@ impl Served {
             &file,
             format!(
                 "version: 0.1\nlog:\n  formatter: json\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n{http_extra}",
+                 rootdirectory: {}\n{storage_extra}http:\n  addr: 127.0.0.1:0\n{http_extra}",
                 root.display()
             ),
         )
@@ -53,8 +54,12 @@ impl Served {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                let v: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                // Every line must be one JSON object; wait_for fails on
+                // anything else.
+                let v = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .ok_or(line);
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -77,8 +82,9 @@ impl Served {
     fn wait_for(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         loop {
             match self.lines.recv_timeout(LINE_WAIT) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
+                Ok(Ok(v)) if pred(&v) => return v,
+                Ok(Ok(_)) => {}
+                Ok(Err(line)) => panic!("not a JSON object: {line}"),
                 Err(RecvTimeoutError::Timeout) => panic!("no such log line"),
                 Err(RecvTimeoutError::Disconnected) => panic!("berth exited"),
             }
@@ -145,7 +151,7 @@ fn readyz(addr: &str) -> Option<u16> {
 
 #[test]
 fn json_access_lines_carry_every_field_and_the_request_id() {
-    let served = Served::start("");
+    let served = Served::start("", "");
     let addr = served.addr.clone();
     let r = exchange(
         &addr,
@@ -185,7 +191,7 @@ fn json_access_lines_carry_every_field_and_the_request_id() {
 
 #[test]
 fn plain_http_serve_survives_sighup() {
-    let mut served = Served::start("");
+    let mut served = Served::start("", "");
     served.signal(libc::SIGHUP);
     served.wait_for(|v| message(v).starts_with("SIGHUP: nothing to reload without TLS"));
     let addr = served.addr.clone();
@@ -197,7 +203,12 @@ fn plain_http_serve_survives_sighup() {
 
 #[test]
 fn sigterm_makes_readyz_fail_and_finishes_an_in_flight_upload() {
-    let mut served = Served::start("  draintimeout: 120s\n");
+    // Background workers running too: they must stop for the process to exit.
+    let mut served = Served::start(
+        "  draintimeout: 120s\n",
+        "  maintenance:\n    gc:\n      enabled: true\n      interval: 1h\n    \
+         uploadpurging:\n      enabled: true\n      interval: 1h\n",
+    );
     let addr = served.addr.clone();
     assert_eq!(readyz(&addr), Some(200));
     let r = exchange(
@@ -252,6 +263,7 @@ fn sigterm_makes_readyz_fail_and_finishes_an_in_flight_upload() {
         Some(digest.as_str())
     );
 
+    served.wait_for(|v| message(v) == "berth stopped");
     let status = served.wait();
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(&addr).is_err());
