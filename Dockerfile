@@ -5,7 +5,10 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked \
+# .git is not copied: pass the commit for `berth --version`
+# (docker build --build-arg BERTH_GIT_COMMIT=$(git rev-parse --short HEAD) .).
+ARG BERTH_GIT_COMMIT=unknown
+RUN BERTH_GIT_COMMIT="$BERTH_GIT_COMMIT" cargo build --release --locked \
  && bash scripts/image-rootfs.sh target/release/berth /rootfs
 
 FROM scratch

@@ -7,6 +7,7 @@ use anyhow::Context;
 use axum::Router;
 
 mod preflight;
+mod signals;
 
 pub use preflight::{prepare, Prepared};
 
@@ -84,6 +85,8 @@ pub struct Apps {
     /// The `health:` checks; [`Health::spawn`](crate::health::Health::spawn)
     /// runs them.
     pub health: crate::health::Health,
+    /// `/readyz`'s draining flag; shutdown sets it before the drain.
+    pub readiness: crate::http::ready::Readiness,
 }
 
 /// [`build_app_with`] plus the debug router and the health checks, sharing
@@ -108,6 +111,7 @@ fn apps_from_parts(
     let prefix = crate::config::http_prefix(&config.http.prefix)
         .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
     let health = crate::health::Health::from_config(&config, &registry);
+    let readiness = crate::http::ready::Readiness::new();
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
@@ -116,11 +120,13 @@ fn apps_from_parts(
         client_ip,
         health: health.clone(),
         prefix,
+        readiness: readiness.clone(),
     });
     Ok(Apps {
         main: router(state.clone()),
         debug: crate::http::debug::router(state),
         health,
+        readiness,
     })
 }
 
@@ -229,11 +235,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let debug_listener = bind_debug(&config).await?;
     let local = listener.local_addr()?;
+    // Before the serving line: from then on SIGHUP must not kill us.
+    let hangup = signals::spawn_hangup_logger(tls.is_some())?;
+    let auth_mode = describe_auth(&config);
     match &tls {
         Some(tls) => tracing::info!(
-            "berth {} serving https://{local}/v2/ with storage {storage_description}; {} from {} \
-             (reloaded when the files change or on SIGHUP){}",
-            env!("CARGO_PKG_VERSION"),
+            "berth {} serving https://{local}/v2/ (TLS on) with storage {storage_description}, \
+             {auth_mode}; {} from {} (reloaded when the files change or on SIGHUP){}",
+            env!("BERTH_LONG_VERSION"),
             crate::tls::describe(&tls.resolver.current()),
             config.http.tls.certificate,
             if config.http.tls.clientcas.is_empty() {
@@ -242,17 +251,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 "; client certificates required".to_string()
             }
         ),
-        None => log_plain_serving(local, &storage_description),
+        None => log_plain_serving(local, &storage_description, &auth_mode),
     }
     let settings = crate::http::server::ConnSettings::from_config(&config.http);
     let maintenance = Maintenance::start(&config, &registry);
-    // One shutdown for the main listener, the debug listener and the checks.
+    // One shutdown for the listeners, the checks and the maintenance workers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let readiness = apps.readiness.clone();
     let signal = tokio::spawn(async move {
-        shutdown_signal().await;
+        let name = signals::shutdown_signal().await;
+        // Not ready first, so load balancers stop sending while we drain.
+        readiness.start_draining();
+        tracing::info!("{name} received: /readyz answers 503; stopping");
         let _ = stop_tx.send(true);
     });
     let checks = apps.health.spawn(stop_rx.clone());
+    // Background work stops at the signal, between its operations, while
+    // the listeners drain (or when serving ends otherwise: the sender is
+    // dropped with the signal task).
+    let background = {
+        let rx = stop_rx.clone();
+        tokio::spawn(async move {
+            stopped(rx).await;
+            maintenance.stop().await;
+        })
+    };
     let debug = debug_listener.map(|l| {
         tokio::spawn(crate::http::server::serve_plain(
             l,
@@ -271,13 +294,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     signal.abort();
+    hangup.abort();
     if let Some(debug) = debug {
         let _ = debug.await;
     }
     for c in checks {
         let _ = c.await;
     }
-    maintenance.stop().await;
+    let _ = background.await;
     served?;
     tracing::info!("berth stopped");
     Ok(())
@@ -309,10 +333,10 @@ async fn bind_debug(config: &Config) -> anyhow::Result<Option<tokio::net::TcpLis
 /// The "serving" line of the plain-HTTP server (the default, and what a
 /// TLS-terminating proxy talks to), with advice when it is reachable from
 /// other hosts.
-fn log_plain_serving(local: std::net::SocketAddr, storage: &str) {
+fn log_plain_serving(local: std::net::SocketAddr, storage: &str, auth_mode: &str) {
     tracing::info!(
-        "berth {} serving http://{local}/v2/ with storage {storage}",
-        env!("CARGO_PKG_VERSION")
+        "berth {} serving http://{local}/v2/ (TLS off) with storage {storage}, {auth_mode}",
+        env!("BERTH_LONG_VERSION")
     );
     if !local.ip().is_loopback() {
         tracing::warn!(
@@ -329,24 +353,21 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// The authentication mode for the start-up line: `auth: none`, `auth:
+/// htpasswd (FILE)`, `auth: token (...)`.
+fn describe_auth(config: &Config) -> String {
+    let Some(auth) = config.auth.as_ref() else {
+        return "auth: none".to_string();
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    if let Some(h) = &auth.htpasswd {
+        return format!("auth: htpasswd ({})", h.path);
     }
+    if let Some(t) = &auth.token {
+        return if t.builtin {
+            format!("auth: token (built-in issuer, users from {})", t.htpasswd)
+        } else {
+            format!("auth: token (realm {})", t.realm)
+        };
+    }
+    "auth: none".to_string()
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: `berth serve`, `berth config check|print`,
-//! `berth cert`, `berth garbage-collect`, `berth --version`. Flags override the file and `REGISTRY_*` variables.
+//! `berth cert`, `berth garbage-collect`, `berth completions`, `berth man`,
+//! `berth --version`. Flags override the file and `REGISTRY_*` variables.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,12 @@ use crate::config::{Config, LogConfig};
 
 /// berth: a container image registry, drop-in for registry:2.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, propagate_version = true)]
+#[command(
+    name = "berth",
+    version = env!("BERTH_LONG_VERSION"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -40,6 +46,16 @@ pub enum Command {
     /// Ask the registry this configuration describes for `/healthz`; exit 0
     /// on 200 (a container HEALTHCHECK: the image has no shell or curl).
     Healthcheck(HealthcheckArgs),
+    /// Print a shell completion script for SHELL on standard output (e.g.
+    /// `berth completions bash > /etc/bash_completion.d/berth`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output (e.g.
+    /// `berth man > /usr/local/share/man/man1/berth.1`).
+    Man,
 }
 
 /// `berth healthcheck [CONFIG] [--config FILE] [--timeout SECS]`.
@@ -157,6 +173,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(args) => cert(args),
         Command::GarbageCollect(args) => garbage_collect(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "berth", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("rendering the man page")?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)
+                .context("writing the man page")?;
+            Ok(())
+        }
     }
 }
 

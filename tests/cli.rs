@@ -27,13 +27,69 @@ fn write(dir: &tempfile::TempDir, name: &str, yaml: &str) -> String {
 }
 
 #[test]
-fn version_prints_crate_version() {
+fn version_prints_crate_version_and_git_commit() {
     let out = berth(&["--version"], &[]);
     assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let rest = stdout
+        .trim()
+        .strip_prefix(&format!("berth {} (", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let commit = rest.strip_suffix(')').unwrap_or_else(|| panic!("{stdout}"));
+    // This test runs from a git checkout, so the commit is known.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert!(
+            head.starts_with(commit) || commit.starts_with(&head),
+            "{commit} vs HEAD {head}"
+        ),
+        None => assert_eq!(commit, "unknown"),
+    }
+    // Subcommands report the same.
+    let sub = berth(&["serve", "--version"], &[]);
     assert_eq!(
-        text(&out.stdout).trim(),
-        format!("berth {}", env!("CARGO_PKG_VERSION"))
+        text(&sub.stdout),
+        stdout.replacen("berth", "berth-serve", 1)
     );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_berth()"),
+        ("zsh", "#compdef berth"),
+        ("fish", "complete -c berth"),
+    ] {
+        let out = berth(&["completions", shell], &[]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("garbage-collect"), "{shell}");
+    }
+    let out = berth(&["completions", "tcsh"], &[]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn man_page_is_roff_naming_the_subcommands() {
+    let out = berth(&["man"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH berth 1"), "{page}");
+    for word in [
+        "serve",
+        "garbage\\-collect",
+        "healthcheck",
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        assert!(page.contains(word), "{word} missing from:\n{page}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! HTTP layer: parses requests, checks them, calls the registry layer and
 //! writes responses. It never touches a storage driver directly.
 
+pub mod access;
 pub mod activity;
 mod auth;
 mod blobs;
@@ -17,6 +18,7 @@ mod listing;
 mod manifests;
 mod metrics;
 mod middleware;
+pub mod ready;
 pub mod server;
 mod token;
 mod uploads;
@@ -54,6 +56,8 @@ pub struct HttpState {
     /// `http.prefix`, normalized (`""` or `/a/b`): every API route and
     /// generated URL starts with it.
     pub prefix: String,
+    /// False once shutdown starts; `/readyz` reports it.
+    pub readiness: ready::Readiness,
 }
 
 impl HttpState {
@@ -68,8 +72,9 @@ impl HttpState {
 pub type HttpResult = Result<Response, ApiError>;
 
 /// The whole HTTP surface of the registry. The API (and metrics, when no
-/// debug listener serves them) lives under `http.prefix`; `/`, `/healthz`
-/// and `/_ping` also answer at the root, for probes that bypass the proxy.
+/// debug listener serves them) lives under `http.prefix`; `/`, `/healthz`,
+/// `/readyz` and `/_ping` also answer at the root, for probes that bypass
+/// the proxy.
 pub fn router(state: Arc<HttpState>) -> Router {
     let prometheus = &state.config.http.debug.prometheus;
     let mut api = Router::new();
@@ -85,6 +90,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/_ping", get(ping))
         .route("/_ping", get(ping))
         .route("/healthz", get(health))
+        .route("/readyz", get(ready::readyz))
         .route("/v1/search", get(listing::search))
         .route("/auth/token", get(token::token).post(token::token));
     let app = if state.prefix.is_empty() {
@@ -95,6 +101,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             .route("/", any(home))
             .route("/_ping", get(ping))
             .route("/healthz", get(health))
+            .route("/readyz", get(ready::readyz))
     };
     app.fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
@@ -183,17 +190,21 @@ async fn fallback() -> Response {
 }
 
 /// One handler for everything under `/v2/<...>`: parse, authenticate,
-/// authorize, dispatch. The caller's name rides on the response for the
-/// access log.
+/// authorize, dispatch. The caller's name and the repository ride on the
+/// response for the access log.
 async fn dispatch(State(st): State<Arc<HttpState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let client = st.client(&parts);
     let mut identity = Identity::Anonymous;
-    let result = handle(&st, &parts, body, client, &mut identity).await;
+    let mut repo = None;
+    let result = handle(&st, &parts, body, client, &mut identity, &mut repo).await;
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
     if let Some(name) = identity.name() {
         resp.extensions_mut()
             .insert(middleware::CallerName(name.to_string()));
+    }
+    if let Some(repo) = repo {
+        resp.extensions_mut().insert(access::RepoLabel(repo));
     }
     resp
 }
@@ -204,6 +215,7 @@ async fn handle(
     body: Body,
     client: Option<std::net::IpAddr>,
     identity: &mut Identity,
+    repo: &mut Option<String>,
 ) -> HttpResult {
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let path = match uri.path().strip_prefix("/v2") {
@@ -214,6 +226,9 @@ async fn handle(
         return preflight(path);
     }
     let endpoint = Endpoint::parse(method, path)?;
+    *repo = endpoint
+        .required_access()
+        .map(|(name, _)| name.as_str().to_string());
     let anonymous = Identity::Anonymous;
     let pre = Req {
         st,

@@ -251,12 +251,12 @@ impl StorageDriver for Flaky {
     }
 }
 
-fn apps(config: Config, driver: Arc<dyn StorageDriver>) -> berth::app::Apps {
+pub(crate) fn apps(config: Config, driver: Arc<dyn StorageDriver>) -> berth::app::Apps {
     let registry = berth::app::registry_for(&config, driver);
     berth::app::build_apps(config, registry).unwrap()
 }
 
-async fn get(app: &Router, path: &str) -> Resp {
+pub(crate) async fn get(app: &Router, path: &str) -> Resp {
     crate::oneshot::send(app, Method::GET, path, &[], Body::empty()).await
 }
 
@@ -290,6 +290,9 @@ async fn storage_check_makes_requests_503_after_threshold_until_recovery() {
     let r = get(&a.main, "/healthz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.json()["errors"][0]["detail"]["storagedriver_inmemory"].is_string());
+    let r = get(&a.main, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.json()["errors"][0]["detail"]["storagedriver_inmemory"].is_string());
     let r = get(&a.debug, "/debug/health").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -302,6 +305,7 @@ async fn storage_check_makes_requests_503_after_threshold_until_recovery() {
     down.store(false, Ordering::SeqCst);
     a.health.run_once().await;
     assert_eq!(get(&a.main, "/v2/").await.status, StatusCode::OK);
+    assert_eq!(get(&a.main, "/readyz").await.status, StatusCode::OK);
     assert_eq!(get(&a.debug, "/debug/health").await.status, StatusCode::OK);
 }
 

@@ -23,6 +23,7 @@ mod forwarded;
 mod listing;
 mod manifests;
 mod metrics;
+mod ops;
 mod replica_races;
 mod socket;
 mod socket_timeouts;
@@ -68,6 +69,9 @@ async fn healthz_fails_when_the_filesystem_root_is_a_regular_file() {
     let reg = TestRegistry::filesystem_at(&file, |_| {});
     let r = reg.get("/healthz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = reg.get("/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.error_code(), "UNAVAILABLE");
     // A root that does not exist yet is fine: it is created on first write.
     let reg = TestRegistry::filesystem_at(&dir.path().join("later"), |_| {});
     assert_eq!(reg.get("/healthz").await.status, StatusCode::OK);
