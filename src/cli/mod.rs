@@ -10,6 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::env::CONFIGURATION_PATH_VAR;
 use crate::config::{Config, LogConfig};
 
+mod gc;
+mod htpasswd;
+
+use gc::garbage_collect;
+use htpasswd::htpasswd;
+pub use htpasswd::HtpasswdCommand;
+
 /// berth: a container image registry, drop-in for registry:2.
 #[derive(Debug, Parser)]
 #[command(
@@ -204,100 +211,6 @@ async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `berth garbage-collect`: one offline mark and sweep; removals on stdout,
-/// a progress counter on stderr when it is a terminal.
-async fn garbage_collect(args: GcArgs) -> anyhow::Result<()> {
-    use crate::registry::gc::{run_once, GcEvent, GcOptions};
-    use std::io::{IsTerminal, Write};
-
-    let path = args
-        .config
-        .or(args.config_file)
-        .or_else(configuration_path_from_env);
-    let (mut config, warnings) = load(path.as_deref())?;
-    print_warnings(&warnings);
-    if let Some(root) = args.root {
-        config.set_filesystem_root(root);
-    }
-    config.validate().context("invalid configuration")?;
-    let driver = crate::app::open_storage(&config)?;
-    let registry = crate::app::registry_for(&config, driver);
-    let opts = GcOptions {
-        dry_run: args.dry_run,
-        delete_untagged: args.delete_untagged,
-        grace: std::time::Duration::ZERO,
-    };
-    let tty = std::io::stderr().is_terminal();
-    let progress_shown = std::sync::atomic::AtomicBool::new(false);
-    let verb = if args.dry_run {
-        "would delete"
-    } else {
-        "deleted"
-    };
-    let on_event = |event: GcEvent<'_>| {
-        let clear = |shown: &std::sync::atomic::AtomicBool| {
-            if shown.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                eprint!("\r\x1b[K");
-            }
-        };
-        match event {
-            GcEvent::Progress { phase, done, total } if tty => {
-                if total > 0 {
-                    eprint!("\r{phase} {done}/{total}\x1b[K");
-                } else {
-                    eprint!("\r{phase}...\x1b[K");
-                }
-                let _ = std::io::stderr().flush();
-                progress_shown.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            GcEvent::Progress { .. } => {}
-            GcEvent::ManifestRemoved(m) => {
-                clear(&progress_shown);
-                println!("{verb} manifest {}@{}", m.repository, m.digest);
-            }
-            GcEvent::BlobRemoved(b) => {
-                clear(&progress_shown);
-                println!("{verb} blob {} ({} bytes)", b.digest, b.size);
-            }
-        }
-    };
-    let report = run_once(&registry, &opts, &on_event).await;
-    if progress_shown.load(std::sync::atomic::Ordering::Relaxed) {
-        eprint!("\r\x1b[K");
-    }
-    let report = report.context("garbage collection failed")?;
-    println!(
-        "{} repositories, {} manifests and {} blobs marked; {} of {} blobs and {} manifests {}; {} {} in {:.1}s",
-        report.repositories,
-        report.manifests_marked,
-        report.blobs_marked,
-        report.blobs_removed.len(),
-        report.blobs_scanned,
-        report.manifests_removed.len(),
-        if args.dry_run { "eligible for deletion" } else { "deleted" },
-        human_bytes(report.bytes_freed),
-        if args.dry_run { "would be freed" } else { "freed" },
-        report.duration.as_secs_f64()
-    );
-    Ok(())
-}
-
-/// `1234567` -> `1.2 MiB (1234567 bytes)`.
-fn human_bytes(n: u64) -> String {
-    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{v:.1} {} ({n} bytes)", units[u])
-    }
-}
-
 /// `berth cert`: writes the files, then prints what to do with them.
 fn cert(args: CertArgs) -> anyhow::Result<()> {
     let req = crate::cert::CertRequest {
@@ -413,115 +326,4 @@ pub fn init_tracing(log: &LogConfig) -> anyhow::Result<()> {
         builder.try_init()
     };
     result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
-}
-
-/// `berth htpasswd ...` subcommands. The password is read from standard
-/// input when it is not a terminal (first line, without its line ending),
-/// else prompted for without echo.
-#[derive(Debug, Subcommand)]
-pub enum HtpasswdCommand {
-    /// Add USER to FILE (created, mode 0600, when missing), or change the
-    /// password of an existing USER. Asks for the password twice on a terminal.
-    Add {
-        /// The htpasswd file.
-        file: PathBuf,
-        /// The user name (no ':' or line breaks).
-        user: String,
-        /// bcrypt cost: each step doubles the work of every login and of
-        /// every guess. Apache's `htpasswd -B` defaults to 5.
-        #[arg(long, default_value_t = crate::auth::htpasswd::DEFAULT_COST,
-              value_parser = clap::value_parser!(u32).range(4..=31))]
-        cost: u32,
-    },
-    /// Remove USER from FILE; fails when USER is not there.
-    Delete {
-        /// The htpasswd file.
-        file: PathBuf,
-        /// The user name.
-        user: String,
-    },
-    /// Check USER's password: exits 0 when it is correct, 1 otherwise.
-    Verify {
-        /// The htpasswd file.
-        file: PathBuf,
-        /// The user name.
-        user: String,
-    },
-}
-
-/// Runs `berth htpasswd ...`. bcrypt runs on this thread: nothing else is
-/// running in the CLI.
-fn htpasswd(cmd: HtpasswdCommand) -> anyhow::Result<()> {
-    use crate::auth::htpasswd as h;
-    match cmd {
-        HtpasswdCommand::Add { file, user, cost } => {
-            let existed = file.exists() && h::lookup_user(&file, &user).is_ok_and(|u| u.is_some());
-            let password = read_password(true)?;
-            h::add_user(&file, &user, &password, cost)?;
-            if existed {
-                eprintln!("updated password of user {user:?} in {}", file.display());
-            } else {
-                eprintln!("added user {user:?} to {}", file.display());
-            }
-            Ok(())
-        }
-        HtpasswdCommand::Delete { file, user } => {
-            if !h::delete_user(&file, &user)? {
-                anyhow::bail!("user {user:?} not found in {}", file.display());
-            }
-            eprintln!("deleted user {user:?} from {}", file.display());
-            Ok(())
-        }
-        HtpasswdCommand::Verify { file, user } => {
-            let password = read_password(false)?;
-            match h::lookup_user(&file, &user)? {
-                None => anyhow::bail!(
-                    "password incorrect: user {user:?} is not in {}",
-                    file.display()
-                ),
-                Some(_) if !h::verify_user(&file, &user, &password)? => {
-                    anyhow::bail!("password incorrect for user {user:?}")
-                }
-                Some(_) => {
-                    eprintln!("password correct for user {user:?}");
-                    Ok(())
-                }
-            }
-        }
-    }
-}
-
-/// The password: first line of standard input when it is not a terminal
-/// (for scripts: `echo "$PW" | berth htpasswd add ...`), else prompted for
-/// without echo (twice when `confirm`).
-fn read_password(confirm: bool) -> anyhow::Result<String> {
-    use std::io::{BufRead, IsTerminal};
-
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        let first = rpassword::prompt_password("Password: ").context("reading password")?;
-        if confirm {
-            let again =
-                rpassword::prompt_password("Retype password: ").context("reading password")?;
-            if again != first {
-                anyhow::bail!("passwords do not match");
-            }
-        }
-        return Ok(first);
-    }
-    let mut line = String::new();
-    let n = stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    if n == 0 {
-        anyhow::bail!("no password on standard input (expected it on the first line)");
-    }
-    if line.ends_with('\n') {
-        line.pop();
-        if line.ends_with('\r') {
-            line.pop();
-        }
-    }
-    Ok(line)
 }
