@@ -160,12 +160,8 @@ async fn ping() -> Response {
 /// 503 otherwise (with the failing checks as detail); open to all, for load
 /// balancers and orchestrators.
 async fn health(State(st): State<Arc<HttpState>>) -> Response {
-    let failing = st.health.failing();
-    if !failing.is_empty() {
-        return ApiError::new(ErrorCode::Unavailable)
-            .message("health check failed")
-            .detail(failing)
-            .into_response();
+    if let Some(failed) = ready::failing_checks(&st) {
+        return failed;
     }
     match st.registry.check_storage().await {
         Ok(()) => (

@@ -44,12 +44,8 @@ pub(crate) async fn readyz(State(st): State<Arc<HttpState>>) -> Response {
     if st.readiness.is_draining() {
         return unavailable("shutting down");
     }
-    let failing = st.health.failing();
-    if !failing.is_empty() {
-        return ApiError::new(ErrorCode::Unavailable)
-            .message("health check failed")
-            .detail(failing)
-            .into_response();
+    if let Some(failed) = failing_checks(&st) {
+        return failed;
     }
     if let Err(e) = st.registry.check_storage().await {
         tracing::warn!(error = %e, "readiness: storage unavailable");
@@ -63,6 +59,18 @@ pub(crate) async fn readyz(State(st): State<Arc<HttpState>>) -> Response {
         r#"{"status":"ready"}"#,
     )
         .into_response()
+}
+
+/// 503 naming the failing `health:` checks, when any fails; shared by
+/// `/healthz` and `/readyz`.
+pub(crate) fn failing_checks(st: &HttpState) -> Option<Response> {
+    let failing = st.health.failing();
+    (!failing.is_empty()).then(|| {
+        ApiError::new(ErrorCode::Unavailable)
+            .message("health check failed")
+            .detail(failing)
+            .into_response()
+    })
 }
 
 fn unavailable(why: &str) -> Response {

@@ -25,6 +25,7 @@ mod manifests;
 mod metrics;
 mod ops;
 mod replica_races;
+mod repo_index;
 mod socket;
 mod socket_timeouts;
 mod support;
