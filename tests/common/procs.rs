@@ -1,7 +1,8 @@
 //! Process plumbing for tests that drive real servers and real clients:
 //! tool checks, kill-on-drop guards, free ports, readiness waits, a private
-//! dockerd, registries under test (berth or distribution); random data and
-//! tarballs come from `tarballs.rs`, re-exported here.
+//! registries under test (berth or distribution); random data and tarballs
+//! come from `tarballs.rs`, a private dockerd from `dockerd.rs`, both
+//! re-exported here.
 //!
 //! Every process started here is put in its own process group and the whole
 //! group is stopped on drop (SIGTERM, then SIGKILL), so a failing test leaves
@@ -19,6 +20,12 @@ use std::time::{Duration, Instant};
 #[path = "tarballs.rs"]
 mod tarballs;
 pub use tarballs::*;
+
+#[path = "dockerd.rs"]
+mod dockerd;
+// Not every test binary drives docker.
+#[allow(unused_imports)]
+pub use dockerd::*;
 
 // ---------------------------------------------------------------- tools
 
@@ -394,123 +401,5 @@ impl Registry {
     /// Stops the server now (its storage stays).
     pub fn stop(mut self) {
         self.proc.stop(Duration::from_secs(10));
-    }
-}
-
-// ---------------------------------------------------------------- dockerd
-
-/// A private docker daemon (vfs storage, no networking) for push and pull,
-/// with its own data/exec roots and socket; stopped and removed on drop.
-pub struct Dockerd {
-    proc: Proc,
-    sock: PathBuf,
-    // Dropped after `proc` (declaration order): the daemon is gone before
-    // its directories are removed.
-    dir: tempfile::TempDir,
-}
-
-impl Dockerd {
-    pub fn start() -> Dockerd {
-        let dir = tempdir("berth-dkd-");
-        let d = dir.path();
-        for sub in ["data", "exec", "cli"] {
-            std::fs::create_dir(d.join(sub)).expect("mkdir");
-        }
-        std::fs::write(d.join("daemon.json"), "{}").expect("write daemon.json");
-        let sock = d.join("docker.sock");
-        let mut cmd = daemon_command(find_tool("dockerd").expect("dockerd"));
-        cmd.arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--iptables=false",
-                "--bridge=none",
-            ])
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"));
-        let proc = Proc::spawn("dockerd", cmd, &d.join("dockerd.log"));
-        let mut dockerd = Dockerd { proc, sock, dir };
-        wait_until(
-            "dockerd to answer `docker info`",
-            Duration::from_secs(60),
-            || {
-                dockerd.proc.assert_running();
-                output(
-                    dockerd
-                        .docker()
-                        .args(["info", "--format", "{{.ServerVersion}}"]),
-                )
-                .status
-                .success()
-            },
-        );
-        dockerd
-    }
-
-    /// A `docker` CLI command talking to this daemon (with a private
-    /// client config directory).
-    pub fn docker(&self) -> Command {
-        let mut c = Command::new(find_tool("docker").expect("docker"));
-        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
-            .env_remove("DOCKER_CONTEXT");
-        c
-    }
-
-    /// `DOCKER_HOST` for other programs that talk to this daemon.
-    pub fn host(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    /// Runs `docker ARGS`, asserting success; returns stdout.
-    pub fn run(&self, args: &[&str]) -> String {
-        run(self.docker().args(args))
-    }
-
-    /// `docker image inspect -f FORMAT IMAGE`, trimmed.
-    pub fn inspect(&self, image: &str, format: &str) -> String {
-        self.run(&["image", "inspect", "-f", format, image])
-            .trim()
-            .to_string()
-    }
-
-    /// Pushes and returns (digest printed by docker, full output).
-    pub fn push(&self, image: &str) -> (String, String) {
-        let out = self.run(&["push", image]);
-        let digest = out
-            .lines()
-            .find_map(|l| {
-                let rest = &l[l.find("digest: ")? + "digest: ".len()..];
-                Some(rest.split_whitespace().next()?.to_string())
-            })
-            .unwrap_or_else(|| panic!("no digest in docker push output:\n{out}"));
-        (digest, out)
-    }
-}
-
-/// `/etc/docker/certs.d/HOST:PORT/ca.crt`, the fixed place dockerd reads;
-/// removed on drop (the port is unique to the test).
-pub struct DockerCertsD(PathBuf);
-
-impl DockerCertsD {
-    pub fn install(host_port: &str, ca: &Path) -> DockerCertsD {
-        let dir = PathBuf::from("/etc/docker/certs.d").join(host_port);
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {} (run as root): {e}", dir.display()));
-        std::fs::copy(ca, dir.join("ca.crt")).unwrap();
-        DockerCertsD(dir)
-    }
-}
-
-impl Drop for DockerCertsD {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
