@@ -15,6 +15,7 @@ pub mod http;
 pub mod logfields;
 pub mod memtrim;
 pub mod metrics;
+pub mod mirror;
 pub mod oci;
 pub mod registry;
 pub mod rlimit;
