@@ -15,5 +15,8 @@ mod s3;
 mod faults {
     mod crash;
     mod crash_model;
+    mod disk_full;
+    mod exhaustion;
+    mod mounts;
     pub mod support;
 }

@@ -38,7 +38,28 @@ impl From<RegistryError> for ApiError {
                 .detail(serde_json::json!({ "digest": d })),
             R::NameUnknown => ApiError::new(ErrorCode::NameUnknown),
             R::Unsupported(m) => ApiError::new(ErrorCode::Unsupported).message(m),
+            R::Storage(crate::storage::StorageError::Exhausted { cause, detail, .. }) => {
+                exhausted(cause, &detail)
+            }
             R::Storage(e) => ApiError::internal(e),
         }
+    }
+}
+
+/// A storage resource ran out (or storage is not writable): logged, and the
+/// client hears the cause in the message. A full disk is 507 Insufficient
+/// Storage; no descriptors left or a read-only store is 503 with
+/// `Retry-After` (it may pass). registry:2 answers 500 `UNKNOWN` with the
+/// raw error as detail; the code stays `UNKNOWN` so clients treat it alike.
+fn exhausted(cause: crate::storage::Exhaustion, detail: &str) -> ApiError {
+    use crate::storage::Exhaustion as X;
+    use axum::http::{header, HeaderValue, StatusCode};
+    tracing::error!(cause = %cause, error = %detail, "storage cannot take the request");
+    let err = ApiError::new(ErrorCode::Unknown).message(format!("{cause}: {detail}"));
+    match cause {
+        X::Full => err.status(StatusCode::INSUFFICIENT_STORAGE),
+        X::TooManyOpenFiles | X::NotWritable => err
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header(header::RETRY_AFTER, HeaderValue::from_static("5")),
     }
 }

@@ -353,8 +353,21 @@ impl Registry {
         body: impl BodyStream,
     ) -> RegistryResult<BlobInfo> {
         let upload = self.start_upload(name).await?;
-        self.complete_upload(name, &upload.id, digest, Some(body))
-            .await
+        let done = self
+            .complete_upload(name, &upload.id, digest, Some(body))
+            .await;
+        if done.is_err() {
+            // No client knows this session, so none would continue or
+            // cancel it: a failed push (disk full, body cut) leaves nothing.
+            let _session = self.upload_locks.lock(name, &upload.id).await;
+            match self.remove_upload(name, &upload.id).await {
+                Ok(()) | Err(RegistryError::UploadUnknown) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot remove the session of a failed push; the upload purger will")
+                }
+            }
+        }
+        done
     }
 
     /// Abandons an upload and removes its data (after any request still

@@ -6,6 +6,7 @@
 //! storage driver contract so that its data can be served in place.
 
 mod deferred;
+mod exhausted;
 pub mod filesystem;
 pub mod memory;
 pub mod metered;
@@ -24,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::ReaderStream;
 
 pub use deferred::{apply_one_by_one, DeferredWrite};
+pub use exhausted::Exhaustion;
 
 /// A boxed byte stream returned by [`StorageDriver::reader`].
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send + Unpin>>;
@@ -50,6 +52,14 @@ pub enum StorageError {
     /// A read or append asked for an offset past the end of the object.
     #[error("invalid offset {offset} for path {path}")]
     InvalidOffset { path: String, offset: u64 },
+    /// The backend is out of a resource or cannot be written (see
+    /// [`Exhaustion`]); the client is told the cause.
+    #[error("{driver}: {cause}: {detail}")]
+    Exhausted {
+        driver: &'static str,
+        cause: Exhaustion,
+        detail: String,
+    },
     /// Anything else the backend reported (I/O, network, permissions).
     #[error("{driver}: {detail}")]
     Backend {
@@ -64,6 +74,19 @@ impl StorageError {
         StorageError::Backend {
             driver,
             detail: err.to_string(),
+        }
+    }
+
+    /// An I/O error of `driver`: [`StorageError::Exhausted`] when its errno
+    /// names a cause the client should hear, else `Backend`.
+    pub fn io(driver: &'static str, err: &io::Error) -> Self {
+        match Exhaustion::of(err) {
+            Some(cause) => StorageError::Exhausted {
+                driver,
+                cause,
+                detail: err.to_string(),
+            },
+            None => StorageError::backend(driver, err),
         }
     }
 

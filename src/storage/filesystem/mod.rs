@@ -145,11 +145,20 @@ fn read_err(key: &str, e: io::Error) -> StorageError {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => {
             StorageError::NotFound(key.to_string())
         }
-        _ => StorageError::backend(DRIVER, e),
+        _ => StorageError::io(DRIVER, &e),
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StorageError {
+/// A backend error; an I/O error (or errno) whose cause the client should
+/// hear (a full disk, no descriptors left) keeps it (`Exhausted`).
+fn backend<E: std::fmt::Display + 'static>(e: E) -> StorageError {
+    let any: &dyn std::any::Any = &e;
+    if let Some(io) = any.downcast_ref::<io::Error>() {
+        return StorageError::io(DRIVER, io);
+    }
+    if let Some(errno) = any.downcast_ref::<rustix::io::Errno>() {
+        return StorageError::io(DRIVER, &io::Error::from(*errno));
+    }
     StorageError::backend(DRIVER, e)
 }
 
