@@ -18,5 +18,6 @@ mod faults {
     mod disk_full;
     mod exhaustion;
     mod mounts;
+    mod replicas;
     pub mod support;
 }

@@ -44,7 +44,9 @@ pub struct Berth {
 
 impl Berth {
     /// Writes a config whose `storage:` section holds `storage` (YAML lines
-    /// indented by two spaces, `delete.enabled: true` added) and starts it.
+    /// indented by two spaces, `delete.enabled: true` added), metrics on
+    /// the main listener (the replica tests' barriers read them), and
+    /// starts it.
     pub fn start(dir: &Path, storage: &str) -> Berth {
         Self::start_prepared(dir, storage, None)
     }
@@ -60,7 +62,7 @@ impl Berth {
             format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
                  storage:\n{storage}  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n"
+                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    prometheus:\n      enabled: true\n"
             ),
         )
         .expect("write config");
@@ -440,4 +442,14 @@ pub fn s3_storage(server: &crate::s3::S3Server, root: &str) -> String {
         server.endpoint,
         crate::s3::BUCKET,
     )
+}
+
+/// A gauge or counter from the registry's `/metrics` (0 when absent).
+pub async fn metric(api: &Api, name: &str) -> f64 {
+    let (status, body) = api.get("/metrics").await;
+    assert_eq!(status, 200, "GET /metrics");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
