@@ -18,6 +18,8 @@ mod faults {
     mod disk_full;
     mod exhaustion;
     mod mounts;
+    mod object_store;
+    mod proxy;
     mod replicas;
     pub mod support;
 }

@@ -394,3 +394,21 @@ pub fn storage_class_attributes(class: &str) -> Attributes {
     }
     a
 }
+
+/// How the object store clients retry a failed request (5xx, 429, a
+/// connection refused or reset): up to 10 times, waits from 0.1 s growing
+/// (jittered, doubling) to at most 2 s, 30 s in all; then the error reaches
+/// the registry client as a 5xx. object_store's default (waits up to 15 s,
+/// 3 minutes in all) kept a push hanging for about a minute through an
+/// outage (tests/faults/object_store.rs).
+pub fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
