@@ -17,6 +17,7 @@ mod faults {
     mod crash_model;
     mod disk_full;
     mod exhaustion;
+    mod garage_nodes;
     mod mounts;
     mod object_store;
     mod proxy;
