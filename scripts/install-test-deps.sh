@@ -25,6 +25,10 @@ declare -A PKG=(
   [ldd]=libc-bin
   [go]=golang-go
   [docker-compose]=docker-compose
+  [mount]=mount
+  [umount]=mount
+  [losetup]=mount
+  [mkfs.ext4]=e2fsprogs
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
