@@ -48,17 +48,23 @@ impl From<RegistryError> for ApiError {
 
 /// A storage resource ran out (or storage is not writable): logged, and the
 /// client hears the cause in the message. A full disk is 507 Insufficient
-/// Storage; no descriptors left or a read-only store is 503 with
-/// `Retry-After` (it may pass). registry:2 answers 500 `UNKNOWN` with the
+/// Storage; no descriptors left, a read-only store or an object store that
+/// kept failing is 503 with `Retry-After` (it may pass). registry:2 answers 500 `UNKNOWN` with the
 /// raw error as detail; the code stays `UNKNOWN` so clients treat it alike.
 fn exhausted(cause: crate::storage::Exhaustion, detail: &str) -> ApiError {
     use crate::storage::Exhaustion as X;
     use axum::http::{header, HeaderValue, StatusCode};
     tracing::error!(cause = %cause, error = %detail, "storage cannot take the request");
-    let err = ApiError::new(ErrorCode::Unknown).message(format!("{cause}: {detail}"));
+    // An object store's error names its endpoint, bucket and keys: those
+    // stay in the log.
+    let message = match cause {
+        X::Unavailable => format!("{cause}: the object store kept failing"),
+        _ => format!("{cause}: {detail}"),
+    };
+    let err = ApiError::new(ErrorCode::Unknown).message(message);
     match cause {
         X::Full => err.status(StatusCode::INSUFFICIENT_STORAGE),
-        X::TooManyOpenFiles | X::NotWritable => err
+        X::TooManyOpenFiles | X::NotWritable | X::Unavailable => err
             .status(StatusCode::SERVICE_UNAVAILABLE)
             .header(header::RETRY_AFTER, HeaderValue::from_static("5")),
     }

@@ -14,6 +14,9 @@ pub enum Exhaustion {
     TooManyOpenFiles,
     /// `EROFS`, `EACCES`, `EPERM`: the storage is read-only or not ours.
     NotWritable,
+    /// A remote store kept failing (5xx, refused or reset connections)
+    /// until the client's retries ran out.
+    Unavailable,
 }
 
 impl Exhaustion {
@@ -26,6 +29,13 @@ impl Exhaustion {
             _ => None,
         }
     }
+
+    /// True when an object store client's error says it gave up retrying
+    /// (object_store 0.12 words it "..., after N retries, max_retries: M,
+    /// ..."; tests/faults/object_store.rs fails if that changes).
+    pub fn retries_ran_out(detail: &str) -> bool {
+        detail.contains(" retries, max_retries: ")
+    }
 }
 
 impl std::fmt::Display for Exhaustion {
@@ -34,6 +44,7 @@ impl std::fmt::Display for Exhaustion {
             Exhaustion::Full => "storage full",
             Exhaustion::TooManyOpenFiles => "too many open files",
             Exhaustion::NotWritable => "storage not writable",
+            Exhaustion::Unavailable => "storage unavailable",
         })
     }
 }
@@ -54,5 +65,12 @@ mod tests {
         assert_eq!(of(libc::EIO), None);
         assert_eq!(Exhaustion::of(&io::Error::other("x")), None);
         assert_eq!(Exhaustion::Full.to_string(), "storage full");
+        assert!(Exhaustion::retries_ran_out(
+            "Generic S3 error: Error performing PUT http://h/b/k in 2.1s, after 10 retries, \
+             max_retries: 10, retry_timeout: 30s  - Server returned non-2xx status code: 503"
+        ));
+        assert!(!Exhaustion::retries_ran_out(
+            "Generic S3 error: access denied"
+        ));
     }
 }

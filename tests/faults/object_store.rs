@@ -160,7 +160,7 @@ fn s3_faults_are_retried_boundedly_reported_clearly_and_corrupt_nothing() {
             proxy.force(Some(fault));
             let started = Instant::now();
             let sent = push(&api, "faults/app", b"during an outage", false).await.expect_err("pushed during an outage");
-            assert_clear_5xx("push during an outage", &sent, "");
+            assert_clear_5xx("push during an outage", &sent, "storage unavailable");
             let tries = proxy.counts(true);
             eprintln!(
                 "object-store/outage ({fault:?}): {} after {:.1}s; {} requests, at most {} attempts of one",

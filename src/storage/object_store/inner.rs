@@ -29,8 +29,21 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// A backend error; one the client gave up retrying is `Exhausted`
+    /// (`storage unavailable`), so the registry client hears the cause.
     pub(super) fn err(&self, e: impl std::fmt::Display) -> StorageError {
-        StorageError::backend(self.name, e)
+        let detail = e.to_string();
+        if crate::storage::Exhaustion::retries_ran_out(&detail) {
+            return StorageError::Exhausted {
+                driver: self.name,
+                cause: crate::storage::Exhaustion::Unavailable,
+                detail,
+            };
+        }
+        StorageError::Backend {
+            driver: self.name,
+            detail,
+        }
     }
 
     /// Maps a backend error on `key`: the store's not-found is ours.
