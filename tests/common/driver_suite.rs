@@ -144,6 +144,7 @@ pub fn kind<T>(r: &StorageResult<T>) -> &'static str {
         Err(StorageError::NotFound(_)) => "not_found",
         Err(StorageError::InvalidPath(_)) => "invalid_path",
         Err(StorageError::InvalidOffset { .. }) => "invalid_offset",
+        Err(StorageError::Exhausted { .. }) => "exhausted",
         Err(StorageError::Backend { .. }) => "backend",
     }
 }
