@@ -79,7 +79,13 @@ impl GarageCluster {
         }
         for i in 1..n {
             let addr = cluster.nodes[i].addr.clone();
-            run(cluster.garage(0).args(["node", "connect", &addr]));
+            // A node answers `node id` before its RPC port listens (seen
+            // under load): retry the connect until it does.
+            wait_until("garage node connect", Duration::from_secs(30), || {
+                crate::procs::output(cluster.garage(0).args(["node", "connect", &addr]))
+                    .status
+                    .success()
+            });
         }
         for i in 0..n {
             let id = cluster.nodes[i].addr.split('@').next().unwrap().to_string();

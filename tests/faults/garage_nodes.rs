@@ -139,9 +139,10 @@ fn a_killed_garage_node_leaves_berth_serving_and_a_killed_endpoint_recovers() {
         push.await.expect("push task")
     });
     eprintln!(
-        "garage-nodes: push across the endpoint's kill and restart: {} after {:.1}s",
+        "garage-nodes: push across the endpoint's kill and restart: {} after {:.1}s; {} retries logged by berth",
         sent.status().unwrap_or(0),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        berth.logs().matches("backing off").count()
     );
     if sent.status() != Some(201) {
         assert_clear_5xx("push while the store restarts", &sent, "");
