@@ -14,6 +14,7 @@ mod s3;
 
 mod faults {
     mod crash;
+    mod crash_gc;
     mod crash_model;
     mod disk_full;
     mod exhaustion;
