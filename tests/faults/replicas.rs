@@ -311,6 +311,11 @@ async fn patch_and_put_race(
         .ok()
         .map(|r| r.status().as_u16());
     let second_status = second_req.await.expect("task").status();
+    let after = a.send("GET", &loc, &[], None).await;
+    eprintln!(
+        "  upload status afterwards: {}",
+        after.text().chars().take(100).collect::<String>()
+    );
     // Whatever the outcome: a blob under either digest is whole.
     let mut served = Vec::new();
     for d in [&honest, &grown] {
