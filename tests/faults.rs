@@ -13,7 +13,9 @@ mod procs;
 mod s3;
 
 mod faults {
+    mod api;
     mod crash;
+    mod crash_check;
     mod crash_gc;
     mod crash_model;
     mod disk_full;
