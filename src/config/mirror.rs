@@ -257,8 +257,8 @@ pub(super) fn validate(
     let mut seen_host: Vec<String> = Vec::new();
     for (i, m) in mirrors.iter().enumerate() {
         let key = |k: &str| format!("mirrors.{i}.{k}");
-        let valid_prefix = !m.prefix.contains('/')
-            && m.prefix.parse::<crate::oci::name::RepoName>().is_ok();
+        let valid_prefix =
+            !m.prefix.contains('/') && m.prefix.parse::<crate::oci::name::RepoName>().is_ok();
         if !valid_prefix {
             return Err(ConfigError::invalid(
                 &key("prefix"),
@@ -272,7 +272,10 @@ pub(super) fn validate(
         if seen_prefix.contains(&m.prefix.as_str()) {
             return Err(ConfigError::invalid(
                 &key("prefix"),
-                format!("{:?} is used by an earlier entry; prefixes must be unique", m.prefix),
+                format!(
+                    "{:?} is used by an earlier entry; prefixes must be unique",
+                    m.prefix
+                ),
             ));
         }
         seen_prefix.push(&m.prefix);
@@ -333,9 +336,9 @@ pub fn describe(proxy: Option<&ProxyConfig>, mirrors: &[MirrorConfig]) -> Vec<St
         } else {
             format!(", ?ns= hosts [{}]", m.hosts.join(", "))
         };
-        let size = m
-            .maxsize
-            .map_or("no size limit".to_string(), |s| format!("maxsize {s} bytes"));
+        let size = m.maxsize.map_or("no size limit".to_string(), |s| {
+            format!("maxsize {s} bytes")
+        });
         out.push(format!(
             "mirror: {}/<name> -> {}{}{} ({}, {}, {}, tags rechecked after {})",
             m.prefix,
@@ -356,6 +359,7 @@ pub fn describe(proxy: Option<&ProxyConfig>, mirrors: &[MirrorConfig]) -> Vec<St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -376,7 +380,10 @@ mod tests {
             url_host("https://registry-1.docker.io").as_deref(),
             Some("registry-1.docker.io")
         );
-        assert_eq!(url_host("http://u@127.0.0.1:5000/x").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            url_host("http://u@127.0.0.1:5000/x").as_deref(),
+            Some("127.0.0.1")
+        );
         assert_eq!(url_host("ftp://x"), None);
         assert!(is_docker_hub("https://registry-1.docker.io/"));
         assert!(!is_docker_hub("https://ghcr.io"));

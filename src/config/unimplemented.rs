@@ -91,9 +91,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             warnings(&tree),
-            vec![
-                "`redis` is accepted, not implemented: nothing uses redis",
-            ]
+            vec!["`redis` is accepted, not implemented: nothing uses redis",]
         );
     }
 

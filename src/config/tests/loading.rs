@@ -237,12 +237,7 @@ fn registry2_sample_files_load_with_the_expected_warnings() {
         ),
         (
             "config-cache.yml",
-            &[
-                "http.secret",
-                "storage.cache",
-                "notifications",
-                "redis",
-            ],
+            &["http.secret", "storage.cache", "notifications", "redis"],
         ),
     ];
     for (name, keys) in table {
