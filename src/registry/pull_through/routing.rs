@@ -84,8 +84,8 @@ impl Mirrors {
             (Mode::Prefixes(_), WriteKind::Delete) => Ok(()),
             (Mode::Prefixes(_), WriteKind::Push) => match self.route(name) {
                 Some(route) => Err(RegistryError::Denied(format!(
-                    "{:?} is a pull-through mirror of {}: pushes into {}/ are refused; push to a name outside it",
-                    route.entry.prefix, route.entry.remote, route.entry.prefix
+                    "{}/ is a pull-through mirror of {}: pushes into it are refused; push to a name outside it",
+                    route.entry.prefix, route.entry.remote
                 ))),
                 None => Ok(()),
             },
