@@ -64,6 +64,9 @@ impl MirrorStats {
     }
 }
 
+/// Picks one counter out of [`MirrorStats`].
+type Counter = fn(&MirrorStats) -> &AtomicU64;
+
 /// Limits of the blob fetches ([`crate::config::mirror::MirrorFetchConfig`]).
 #[derive(Debug, Clone)]
 pub struct FetchLimits {
@@ -102,6 +105,49 @@ impl Mirrors {
             fetches: Arc::new(fetch::Fetches::new(limits)),
             tag_checks: records::TagChecks::default(),
             pulled: records::PullRecords::default(),
+        }
+    }
+
+    /// Appends each mirror's counters in Prometheus text format, labelled
+    /// by prefix (`proxy` in proxy mode); one series per configured entry.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let series: [(&str, &str, Counter); 4] = [
+            (
+                "berth_mirror_hits_total",
+                "Manifests and blobs served from the pull-through cache.",
+                |s| &s.hits,
+            ),
+            (
+                "berth_mirror_misses_total",
+                "Manifests and blobs fetched from an upstream.",
+                |s| &s.misses,
+            ),
+            (
+                "berth_mirror_upstream_errors_total",
+                "Upstream calls that failed or sent bad bytes.",
+                |s| &s.upstream_errors,
+            ),
+            (
+                "berth_mirror_bytes_fetched_total",
+                "Bytes received from upstreams.",
+                |s| &s.bytes_fetched,
+            ),
+        ];
+        for (name, help, get) in series {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+            for e in self.entries() {
+                let label = if e.prefix.is_empty() {
+                    "proxy"
+                } else {
+                    e.prefix.as_str()
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{mirror=\"{label}\"}} {}",
+                    get(&e.stats).load(Ordering::Relaxed)
+                );
+            }
         }
     }
 
