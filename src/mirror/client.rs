@@ -172,10 +172,8 @@ impl HttpUpstream {
             return Err(self.invalid(format!("reference {reference:?} is invalid")));
         }
         let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}/v2/{name}/{kind}/{reference}",
-            self.base.path()
-        ));
+        let prefix = self.base.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}/v2/{name}/{kind}/{reference}"));
         Ok(url)
     }
 
@@ -469,6 +467,9 @@ mod tests {
         ] {
             assert!(upstream(bad).is_err(), "{bad}");
         }
+        let u = upstream("http://127.0.0.1:5000").unwrap();
+        let url = u.endpoint("a", "blobs", "v1").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:5000/v2/a/blobs/v1");
         let u = upstream("http://127.0.0.1:5000/prefix/").unwrap();
         let url = u.endpoint("library/alpine", "manifests", "3.20").unwrap();
         assert_eq!(
