@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::mirror::{is_docker_hub, MirrorConfig, ProxyConfig};
 use crate::config::Config;
-use crate::mirror::Upstream;
+use crate::mirror::{HttpUpstream, Upstream, UpstreamSettings};
 use crate::registry::pull_through::{FetchLimits, MirrorEntry, Mirrors, Mode};
 use crate::registry::Registry;
 
@@ -111,18 +111,17 @@ const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The upstream client of one entry.
 fn connect(s: &EntrySettings<'_>) -> anyhow::Result<Arc<dyn Upstream>> {
-    let _ = (
-        &s.username,
-        &s.password,
-        &s.tokenrealms,
-        &s.cafile,
-        CONNECT_TIMEOUT,
-        RESPONSE_TIMEOUT,
-        READ_IDLE_TIMEOUT,
-    );
-    anyhow::bail!(
-        "{}: the upstream client for {} is not part of this build yet",
-        s.label,
-        s.remoteurl
-    )
+    let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    let settings = UpstreamSettings {
+        label: s.label.clone(),
+        remote_url: s.remoteurl.to_string(),
+        username: non_empty(s.username),
+        password: non_empty(s.password),
+        token_realm_hosts: s.tokenrealms.to_vec(),
+        ca_file: non_empty(s.cafile).map(PathBuf::from),
+        connect_timeout: CONNECT_TIMEOUT,
+        response_timeout: RESPONSE_TIMEOUT,
+        read_idle_timeout: READ_IDLE_TIMEOUT,
+    };
+    Ok(Arc::new(HttpUpstream::new(settings)?))
 }
