@@ -16,5 +16,8 @@ mod procs;
 mod mirror_client {
     pub mod berth;
     pub mod distribution;
+    pub mod failures;
+    pub mod fake;
+    pub mod realm;
     pub mod support;
 }

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::mirror::{is_docker_hub, MirrorConfig, ProxyConfig};
 use crate::config::Config;
@@ -103,12 +102,6 @@ fn mirror_entry(m: &MirrorConfig) -> anyhow::Result<Arc<MirrorEntry>> {
     }))
 }
 
-/// Upstream timeouts: connecting, waiting for an answer's headers, and
-/// silence inside a body.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
-const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The upstream client of one entry.
 fn connect(s: &EntrySettings<'_>) -> anyhow::Result<Arc<dyn Upstream>> {
     let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_string());
@@ -119,9 +112,8 @@ fn connect(s: &EntrySettings<'_>) -> anyhow::Result<Arc<dyn Upstream>> {
         password: non_empty(s.password),
         token_realm_hosts: s.tokenrealms.to_vec(),
         ca_file: non_empty(s.cafile).map(PathBuf::from),
-        connect_timeout: CONNECT_TIMEOUT,
-        response_timeout: RESPONSE_TIMEOUT,
-        read_idle_timeout: READ_IDLE_TIMEOUT,
+        // The client's documented timeouts (docs/mirror.md, "Failures").
+        ..UpstreamSettings::default()
     };
     Ok(Arc::new(HttpUpstream::new(settings)?))
 }

@@ -61,6 +61,35 @@ pub fn pull_scope(name: &str) -> String {
 }
 
 impl HttpUpstream {
+    /// Remembers (for error messages) and logs once that the credentials
+    /// were withheld from `realm`'s host.
+    fn note_withheld(&self, realm: &Url) {
+        let host = realm.host_str().unwrap_or("").to_string();
+        let Ok(mut w) = self.withheld_from.lock() else {
+            return;
+        };
+        if w.as_deref() != Some(host.as_str()) {
+            tracing::warn!(
+                upstream = %self.label,
+                realm = %realm_for_log(realm),
+                "token realm is not on the upstream's host: asking it for anonymous tokens, \
+                 credentials withheld (list its host in the mirror's token realm hosts to trust it)"
+            );
+            *w = Some(host);
+        }
+    }
+
+    /// A hint for `Denied` errors when credentials were withheld.
+    pub(super) fn withheld_hint(&self) -> String {
+        match self.withheld_from.lock().ok().and_then(|w| w.clone()) {
+            Some(host) => format!(
+                " (credentials were withheld from token realm host {host:?}, not the upstream's; \
+                 list it in the mirror's token realm hosts to trust it)"
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The `Authorization` to send before any challenge: Basic once the
     /// upstream asked for it, a cached token (or a new one from the known
     /// realm) once it asked for bearer tokens, nothing at first.
@@ -137,12 +166,7 @@ impl HttpUpstream {
             RealmDecision::Credentials => self.creds.as_ref(),
             RealmDecision::AnonymousOnly => {
                 if self.creds.is_some() {
-                    tracing::debug!(
-                        upstream = %self.label,
-                        realm = %realm_for_log(realm),
-                        "token realm is on another host: asking for an anonymous token, \
-                         credentials withheld (list it in the mirror's realm hosts to trust it)"
-                    );
+                    self.note_withheld(realm);
                 }
                 None
             }

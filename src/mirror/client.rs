@@ -56,6 +56,8 @@ pub struct HttpUpstream {
     pub(super) read_idle_timeout: Duration,
     pub(super) learned: Mutex<Learned>,
     pub(super) tokens: TokenCache,
+    /// The realm host credentials were last withheld from, for errors.
+    pub(super) withheld_from: Mutex<Option<String>>,
 }
 
 impl fmt::Debug for HttpUpstream {
@@ -147,6 +149,7 @@ impl HttpUpstream {
             read_idle_timeout: settings.read_idle_timeout,
             learned: Mutex::new(Learned::Unknown),
             tokens: TokenCache::default(),
+            withheld_from: Mutex::new(None),
         })
     }
 
@@ -272,7 +275,11 @@ impl HttpUpstream {
             return match status.as_u16() {
                 200..=299 => Ok(Some(resp)),
                 404 => Ok(None),
-                401 | 403 => Err(self.denied(format!("{method} {} answered {status}", url.path()))),
+                401 | 403 => Err(self.denied(format!(
+                    "{method} {} answered {status}{}",
+                    url.path(),
+                    self.withheld_hint()
+                ))),
                 408 | 429 | 500..=599 => {
                     Err(self.unavailable(format!("{method} {} answered {status}", url.path())))
                 }
