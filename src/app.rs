@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+mod mirrors;
 mod preflight;
 mod signals;
 
+pub use mirrors::mirrors_for;
 pub use preflight::{prepare, Prepared};
 
 use crate::auth::authenticator::Authenticator;
@@ -47,7 +49,7 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn StorageDriver>> {
 /// memory or temporary-directory drivers. Fails on a bad `auth`/`access`
 /// section (files that cannot be read, unknown actions), naming the key.
 pub fn build_app(config: Config, driver: Arc<dyn StorageDriver>) -> anyhow::Result<Router> {
-    let registry = registry_for(&config, driver);
+    let registry = mirrors::attach(&config, registry_for(&config, driver))?;
     build_app_with(config, registry)
 }
 
@@ -228,7 +230,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         policy,
         client_ip,
     } = prepare(&config)?;
-    let registry = registry_for(&config, driver);
+    let registry = mirrors::attach(&config, registry_for(&config, driver))?;
     let apps = apps_from_parts(config.clone(), registry.clone(), auth, policy, client_ip)?;
     let listener = tokio::net::TcpListener::bind(addr.to_string())
         .await

@@ -56,6 +56,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         Policy::from_config(config.access.as_ref(), auth.enabled()).map_err(anyhow::Error::msg)?;
     let client_ip =
         ClientIp::from_config(&config.http.trustedproxies).map_err(anyhow::Error::msg)?;
+    super::mirrors::mirrors_for(config)?;
     let driver = super::open_storage(config)?;
     Ok(Prepared {
         addr,

@@ -258,6 +258,9 @@ async fn check(file: &Path, strict: bool) -> anyhow::Result<()> {
     let (config, warnings) = load(Some(file))?;
     print_warnings(&warnings);
     crate::app::prepare(&config)?;
+    for line in crate::config::mirror::describe(config.proxy.as_ref(), &config.mirrors) {
+        eprintln!("{line}");
+    }
     if strict && !warnings.is_empty() {
         anyhow::bail!(
             "{} warning(s) in {} and --strict was given",

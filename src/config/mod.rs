@@ -16,6 +16,7 @@ pub mod gcs;
 mod health;
 mod http;
 mod log;
+pub mod mirror;
 pub mod s3;
 mod storage;
 mod tree;
@@ -67,9 +68,14 @@ pub struct Config {
     /// makes requests answer 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
-    /// `proxy:` (pull-through cache); accepted, not implemented yet.
+    /// `proxy:` (registry:2's pull-through cache of one upstream).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<Value>,
+    pub proxy: Option<mirror::ProxyConfig>,
+    /// `mirrors:` (berth): pull-through caches under name prefixes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<mirror::MirrorConfig>,
+    /// `mirrorfetch:` (berth): limits of upstream blob fetches.
+    pub mirrorfetch: mirror::MirrorFetchConfig,
     /// `validation:`; accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Value>,
@@ -98,6 +104,8 @@ impl Default for Config {
             redis: None,
             health: None,
             proxy: None,
+            mirrors: Vec::new(),
+            mirrorfetch: mirror::MirrorFetchConfig::default(),
             validation: None,
             compatibility: None,
             middleware: None,

@@ -37,7 +37,6 @@ pub(super) const RAW_TOP_LEVEL: &[&str] = &[
     "notifications",
     "redis",
     "health",
-    "proxy",
     "validation",
     "compatibility",
     "middleware",

@@ -43,7 +43,6 @@ pub const NOT_IMPLEMENTED: &[NotImplemented] = &[
     NotImplemented { key: "storage.gcs.maxconcurrency", instead: "the object store client's limits are used" },
     NotImplemented { key: "notifications", instead: "no webhook events are sent" },
     NotImplemented { key: "redis", instead: "nothing uses redis" },
-    NotImplemented { key: "proxy", instead: "no pull-through cache: berth serves only what is pushed to it, and accepts pushes" },
     NotImplemented { key: "validation", instead: "manifests' foreign layer URLs are not checked against allow/deny lists" },
     NotImplemented { key: "compatibility", instead: "schema1 manifests are refused (UNSUPPORTED); no schema1 signing key is used" },
     NotImplemented { key: "middleware", instead: "no registry/repository/storage middleware (e.g. cloudfront redirects) runs" },
@@ -87,14 +86,12 @@ mod tests {
     #[test]
     fn each_key_set_is_reported_once_with_what_berth_does() {
         let tree: Value = serde_yaml_ng::from_str(
-            "http:\n  prefix: /r/\n  secret: ''\nlog:\n  reportcaller: false\n  fields: {a: b}\nproxy:\n  remoteurl: x\n",
+            "http:\n  prefix: /r/\n  secret: ''\nlog:\n  reportcaller: false\n  fields: {a: b}\nredis:\n  addr: x\n",
         )
         .unwrap();
         assert_eq!(
             warnings(&tree),
-            vec![
-                "`proxy` is accepted, not implemented: no pull-through cache: berth serves only what is pushed to it, and accepts pushes",
-            ]
+            vec!["`redis` is accepted, not implemented: nothing uses redis",]
         );
     }
 

@@ -8,11 +8,11 @@
 
 use serde::de::{self, Deserialize, Visitor};
 
-use super::{auth, azure, gcs, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
+use super::{auth, azure, gcs, mirror, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 13] {
     [
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
@@ -27,6 +27,9 @@ fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
             fields::<azure::AzureCredentials>(),
         ),
         ("storage.gcs", fields::<gcs::GcsConfig>()),
+        ("proxy", fields::<mirror::ProxyConfig>()),
+        ("mirrors", fields::<mirror::MirrorConfig>()),
+        ("mirrorfetch", fields::<mirror::MirrorFetchConfig>()),
     ]
 }
 
@@ -42,6 +45,12 @@ pub enum Unknown {
 /// Classifies the unknown key at dotted `path` (as `serde_ignored` reports it).
 pub fn classify(path: &str) -> Unknown {
     let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+    // A list entry's keys (`mirrors.0.prefx`) belong to the list's section.
+    let parent = parent
+        .strip_suffix(|c: char| c.is_ascii_digit())
+        .map(|p| p.trim_end_matches(|c: char| c.is_ascii_digit()))
+        .and_then(|p| p.strip_suffix('.'))
+        .unwrap_or(parent);
     let strict = strict_sections()
         .into_iter()
         .filter(|(section, _)| path.starts_with(&format!("{section}.")))
@@ -208,6 +217,9 @@ mod tests {
         assert!(fatal("storage.filesystem.rootdirectroy").contains("did you mean `rootdirectory`?"));
         assert!(fatal("storage.filesystem.rootdir").contains("did you mean `rootdirectory`?"));
         assert!(fatal("http.tls.certficate").contains("did you mean `certificate`?"));
+        assert!(fatal("proxy.remoteurll").contains("did you mean `remoteurl`?"));
+        assert!(fatal("mirrors.1.prefx").contains("did you mean `prefix`?"));
+        assert!(fatal("mirrorfetch.maxconcurent").contains("did you mean `maxconcurrent`?"));
         assert!(fatal("storage.s3.regionendpont").contains("did you mean `regionendpoint`?"));
         assert!(fatal("auth.token.zzz").contains("known keys: realm"));
         assert_eq!(

@@ -39,6 +39,7 @@ impl Config {
                 "must be greater than zero when upload purging is enabled",
             ));
         }
+        mirror::validate(self.proxy.as_ref(), &self.mirrors)?;
         if let Err(e) = trusted_proxy_nets(&self.http.trustedproxies) {
             let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
             return Err(ConfigError::invalid(key, message));

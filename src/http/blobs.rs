@@ -8,12 +8,22 @@ use super::{HttpResult, Req};
 use crate::error::{ApiError, ErrorCode};
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
+use crate::registry::pull_through::MirrorBlob;
+use crate::registry::RegistryError;
 
 /// Serves a blob with `Docker-Content-Digest`, `ETag` and byte ranges
 /// (200/206/304/307, 416 for unsatisfiable ranges, 404 BLOB_UNKNOWN).
 pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bool) -> HttpResult {
     let reg = &req.st.registry;
-    let info = reg.stat_blob(name, digest).await?;
+    let info = match reg.stat_blob(name, digest).await {
+        Err(RegistryError::BlobUnknown(_)) if reg.is_mirrored(name) => {
+            match reg.mirror_blob(name, digest, head).await? {
+                MirrorBlob::Local(info) => info,
+                other => return super::mirror::serve_blob(req, digest, other),
+            }
+        }
+        other => other?,
+    };
     let etag = format!("\"{digest}\"");
     let digest_hdr = HeaderValue::from_str(&digest.to_string()).map_err(ApiError::internal)?;
     if req
@@ -66,14 +76,14 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
     builder.body(body).map_err(ApiError::internal)
 }
 
-fn content_range_unsatisfied(size: u64) -> HeaderValue {
+pub(super) fn content_range_unsatisfied(size: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("bytes */{size}"))
         .unwrap_or(HeaderValue::from_static("bytes */0"))
 }
 
 /// Parses a single `bytes=` range against a size, returning inclusive
 /// (start, end); `None` when malformed or unsatisfiable.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+pub(super) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') || size == 0 {
         return None;

@@ -79,6 +79,28 @@ impl Endpoint {
         }
     }
 
+    /// The repository name, to rewrite (containerd's `?ns=` maps a name to
+    /// its mirror's cache name before authorization); `None` for
+    /// registry-wide endpoints.
+    pub fn name_mut(&mut self) -> Option<&mut RepoName> {
+        use Endpoint::*;
+        match self {
+            Base | Catalog => None,
+            TagsList { name }
+            | GetManifest { name, .. }
+            | PutManifest { name, .. }
+            | DeleteManifest { name, .. }
+            | GetBlob { name, .. }
+            | DeleteBlob { name, .. }
+            | StartUpload { name }
+            | GetUpload { name, .. }
+            | PatchUpload { name, .. }
+            | PutUpload { name, .. }
+            | DeleteUpload { name, .. }
+            | Referrers { name, .. } => Some(name),
+        }
+    }
+
     /// True for endpoints that change stored data (refused in read-only mode).
     pub fn is_write(&self) -> bool {
         matches!(

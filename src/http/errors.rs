@@ -41,6 +41,17 @@ impl From<RegistryError> for ApiError {
             R::Storage(crate::storage::StorageError::Exhausted { cause, detail, .. }) => {
                 exhausted(cause, &detail)
             }
+            R::Denied(m) => ApiError::new(ErrorCode::Denied).message(m),
+            R::ManifestUnavailable(m) => ApiError::new(ErrorCode::ManifestUnknown).message(m),
+            R::BlobUnavailable(m) => ApiError::new(ErrorCode::Unavailable).message(m),
+            R::TooManyRequests { retry_after } => {
+                let mut err = ApiError::new(ErrorCode::TooManyRequests)
+                    .message("too many upstream fetches at once; retry later");
+                if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+                    err = err.header(axum::http::header::RETRY_AFTER, v);
+                }
+                err
+            }
             R::Storage(e) => ApiError::internal(e),
         }
     }

@@ -19,7 +19,11 @@ pub(super) async fn get(
     reference: &Reference,
     head: bool,
 ) -> HttpResult {
-    let m = req.st.registry.get_manifest(name, reference).await?;
+    let m = req
+        .st
+        .registry
+        .serve_manifest(name, reference, head)
+        .await?;
     let etag = format!("\"{}\"", m.digest);
     if req
         .header("if-none-match")
@@ -31,7 +35,7 @@ pub(super) async fn get(
         )
             .into_response());
     }
-    let len = m.body.len();
+    let len = m.size;
     let body = if head {
         Body::empty()
     } else {

@@ -18,6 +18,7 @@ mod listing;
 mod manifests;
 mod metrics;
 mod middleware;
+mod mirror;
 pub mod ready;
 pub mod server;
 mod token;
@@ -221,7 +222,8 @@ async fn handle(
     if method == Method::OPTIONS {
         return preflight(path);
     }
-    let endpoint = Endpoint::parse(method, path)?;
+    let mut endpoint = Endpoint::parse(method, path)?;
+    mirror::apply_ns(st, uri, &mut endpoint);
     *repo = endpoint
         .required_access()
         .map(|(name, _)| name.as_str().to_string());
@@ -240,6 +242,7 @@ async fn handle(
         identity,
     };
     auth::authorize(req, &endpoint)?;
+    mirror::check_write(st, &endpoint)?;
     if endpoint.is_write() && st.config.storage.maintenance.readonly.enabled {
         return Err(ApiError::new(ErrorCode::Unsupported)
             .message("the registry is in read-only mode: writes are disabled"));

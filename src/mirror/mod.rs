@@ -4,6 +4,17 @@
 //! sees no HTTP types and tests can plug in a fake upstream. It never
 //! touches storage: what it fetches is stored by the registry layer.
 
+mod auth;
+mod body;
+pub mod challenge;
+mod client;
+pub mod realm;
+mod settings;
+mod tokens;
+
+pub use client::HttpUpstream;
+pub use settings::UpstreamSettings;
+
 use std::fmt;
 
 use async_trait::async_trait;

@@ -191,7 +191,12 @@ impl Registry {
     /// The writes that point a tag at a manifest, recording it in the
     /// tag's index as distribution does; durable after the caller's next
     /// `driver.sync()`.
-    async fn tag_writes(&self, name: &RepoName, tag: &Tag, digest: &Digest) -> Vec<DeferredWrite> {
+    pub(super) async fn tag_writes(
+        &self,
+        name: &RepoName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Vec<DeferredWrite> {
         // The history entry, as distribution writes it (nothing reads it to
         // serve a pull); it rides on the caller's sync.
         let mut writes = vec![DeferredWrite::Put {

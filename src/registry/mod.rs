@@ -7,6 +7,7 @@ pub mod gc;
 mod listing;
 mod manifest_cache;
 mod manifests;
+pub mod pull_through;
 mod referrers;
 pub mod repo_index;
 mod upload_locks;
@@ -54,6 +55,19 @@ pub enum RegistryError {
     NameUnknown,
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A write into a mirrored name (403 DENIED).
+    #[error("{0}")]
+    Denied(String),
+    /// A mirrored manifest is not cached and the upstream cannot say what
+    /// it is (404 MANIFEST_UNKNOWN with the reason, as registry:2 answers).
+    #[error("{0}")]
+    ManifestUnavailable(String),
+    /// A mirrored blob is not cached and the upstream cannot send it (503).
+    #[error("{0}")]
+    BlobUnavailable(String),
+    /// Too many upstream fetches at once (429 with `Retry-After`).
+    #[error("too many upstream fetches; retry after {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -97,6 +111,8 @@ pub struct Registry {
     repo_index: Arc<repo_index::RepoIndex>,
     /// The process's metrics (requests, storage calls), for `/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
+    /// The pull-through cache, when `proxy:` or `mirrors:` is configured.
+    mirrors: Option<Arc<pull_through::Mirrors>>,
 }
 
 impl Registry {
@@ -111,8 +127,52 @@ impl Registry {
             gc_stats: Arc::new(gc::stats::GcStats::default()),
             repo_index: Arc::new(repo_index::RepoIndex::new(options.index_limit)),
             metrics: Arc::default(),
+            mirrors: None,
             options,
         }
+    }
+
+    /// This registry pulling mirrored names through `mirrors`.
+    pub fn with_mirrors(mut self, mirrors: pull_through::Mirrors) -> Self {
+        self.mirrors = Some(Arc::new(mirrors));
+        self
+    }
+
+    /// The pull-through cache, when configured (metrics read its counters).
+    pub fn mirrors(&self) -> Option<&Arc<pull_through::Mirrors>> {
+        self.mirrors.as_ref()
+    }
+
+    /// True when `name` is served through the pull-through cache.
+    pub fn is_mirrored(&self, name: &RepoName) -> bool {
+        self.mirror_route(name).is_some()
+    }
+
+    /// The local cache name of a containerd `?ns=<host>` request for
+    /// `name`, when a mirror entry lists `host`.
+    pub fn mirror_ns_name(&self, host: &str, name: &RepoName) -> Option<RepoName> {
+        self.mirrors.as_ref()?.ns_name(host, name)
+    }
+
+    /// Refuses the writes a mirror does not take (see
+    /// [`pull_through::Mirrors::check_write`]); local names pass.
+    pub fn check_mirror_write(
+        &self,
+        name: &RepoName,
+        kind: pull_through::WriteKind,
+    ) -> RegistryResult<()> {
+        match &self.mirrors {
+            Some(m) => m.check_write(name, kind),
+            None => Ok(()),
+        }
+    }
+
+    fn mirror_route(&self, name: &RepoName) -> Option<pull_through::routing::Route> {
+        self.mirrors.as_ref()?.route(name)
+    }
+
+    fn mirrors_state(&self) -> Option<&pull_through::Mirrors> {
+        self.mirrors.as_deref()
     }
 
     /// This registry recording into `metrics` (the ones its driver's

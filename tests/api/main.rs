@@ -23,6 +23,7 @@ mod forwarded;
 mod listing;
 mod manifests;
 mod metrics;
+mod mirror_routing;
 mod ops;
 mod replica_races;
 mod repo_index;

@@ -128,6 +128,29 @@ impl TestRegistry {
         }
     }
 
+    /// A registry over a memory driver whose registry layer `wrap` extends
+    /// (the pull-through cache with a test upstream).
+    pub fn memory_wrapped(
+        configure: impl Fn(&mut Config),
+        wrap: impl FnOnce(Registry) -> Registry,
+    ) -> TestRegistry {
+        let mut cfg = Config::default();
+        configure(&mut cfg);
+        let registry = wrap(berth::app::registry_for(
+            &cfg,
+            Arc::new(MemoryDriver::new()),
+        ));
+        TestRegistry {
+            built: Built {
+                app: berth::app::build_app_with(cfg, registry.clone()).expect("app"),
+                registry,
+            },
+            root: None,
+            kind: "memory",
+            _dir: None,
+        }
+    }
+
     /// A filesystem-backed registry over an existing root (replica tests).
     pub fn filesystem_at(root: &std::path::Path, configure: impl Fn(&mut Config)) -> TestRegistry {
         let mut cfg = Config::default();

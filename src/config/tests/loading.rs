@@ -237,13 +237,7 @@ fn registry2_sample_files_load_with_the_expected_warnings() {
         ),
         (
             "config-cache.yml",
-            &[
-                "http.secret",
-                "storage.cache",
-                "notifications",
-                "redis",
-                "proxy",
-            ],
+            &["http.secret", "storage.cache", "notifications", "redis"],
         ),
     ];
     for (name, keys) in table {
@@ -279,6 +273,11 @@ fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_eac
     };
     let one = cut(full, "  azure:\n", "  delete:\n    enabled: false\n");
     let one = cut(&one, "  silly:\n", "  htpasswd:\n    realm: basic-realm\n");
+    // The reference's placeholders are YAML lists, which registry:2's
+    // string fields refuse too.
+    let one = one
+        .replace("[username]", "username")
+        .replace("[password]", "password");
     let (c, warnings) = load(&one).unwrap_or_else(|e| panic!("{e}\n{one}"));
     assert_eq!(
         c.storage_driver().unwrap(),
@@ -304,7 +303,6 @@ fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_eac
         "storage.cache",
         "notifications",
         "redis",
-        "proxy",
         "validation",
         "compatibility",
         "middleware",
