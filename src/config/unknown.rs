@@ -8,11 +8,12 @@
 
 use serde::de::{self, Deserialize, Visitor};
 
+use super::notifications as notif;
 use super::{auth, azure, gcs, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 14] {
     [
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
@@ -27,6 +28,13 @@ fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
             fields::<azure::AzureCredentials>(),
         ),
         ("storage.gcs", fields::<gcs::GcsConfig>()),
+        ("notifications", fields::<notif::NotificationsConfig>()),
+        ("notifications.events", fields::<notif::EventsConfig>()),
+        ("notifications.endpoints", fields::<notif::EndpointConfig>()),
+        (
+            "notifications.endpoints.ignore",
+            fields::<notif::IgnoreConfig>(),
+        ),
     ]
 }
 
@@ -41,6 +49,12 @@ pub enum Unknown {
 
 /// Classifies the unknown key at dotted `path` (as `serde_ignored` reports it).
 pub fn classify(path: &str) -> Unknown {
+    // List indexes (`notifications.endpoints.0.url`) do not name a section.
+    let path = &path
+        .split('.')
+        .filter(|s| s.parse::<usize>().is_err())
+        .collect::<Vec<_>>()
+        .join(".");
     let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
     let strict = strict_sections()
         .into_iter()
@@ -210,6 +224,11 @@ mod tests {
         assert!(fatal("http.tls.certficate").contains("did you mean `certificate`?"));
         assert!(fatal("storage.s3.regionendpont").contains("did you mean `regionendpoint`?"));
         assert!(fatal("auth.token.zzz").contains("known keys: realm"));
+        assert!(fatal("notifications.endpoints.0.treshold").contains("did you mean `threshold`?"));
+        assert!(
+            fatal("notifications.endpoints.3.ignore.action").contains("did you mean `actions`?")
+        );
+        assert!(fatal("notifications.event").contains("did you mean `events`?"));
         assert_eq!(
             classify("http.adr"),
             Unknown::Warning("unknown configuration key `http.adr` (ignored)".into())

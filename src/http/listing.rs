@@ -174,6 +174,7 @@ async fn search_inner(
         uri,
         headers: &parts.headers,
         identity: &anonymous,
+        client: st.client(parts),
     };
     *identity = super::auth::identify(pre, st.client(parts)).await?;
     let req = Req { identity, ..pre };

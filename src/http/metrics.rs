@@ -161,6 +161,7 @@ pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     st.registry.metrics().render(&mut out);
     st.registry.gc_stats().render(&mut out);
     st.auth.render_metrics(&mut out);
+    st.events.render_metrics(&mut out);
     let index = st.registry.repo_index().size();
     let _ = write!(
         out,

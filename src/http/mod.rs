@@ -12,6 +12,7 @@ pub mod debug;
 mod early;
 pub mod endpoint;
 mod errors;
+mod events;
 pub mod forwarded;
 mod head_limit;
 mod listing;
@@ -58,6 +59,8 @@ pub struct HttpState {
     pub prefix: String,
     /// False once shutdown starts; `/readyz` reports it.
     pub readiness: ready::Readiness,
+    /// Where notifications go (`NoEvents` without endpoints).
+    pub events: Arc<dyn crate::events::EventSink>,
 }
 
 impl HttpState {
@@ -231,6 +234,7 @@ async fn handle(
         uri,
         headers,
         identity: &anonymous,
+        client,
     };
     *identity = auth::identify(pre, client).await?;
     let req = Req {
@@ -238,6 +242,7 @@ async fn handle(
         uri,
         headers,
         identity,
+        client,
     };
     auth::authorize(req, &endpoint)?;
     if endpoint.is_write() && st.config.storage.maintenance.readonly.enabled {
@@ -310,6 +315,8 @@ pub(crate) struct Req<'a> {
     pub headers: &'a HeaderMap,
     /// Who is calling (anonymous until authenticated).
     pub identity: &'a Identity,
+    /// The client's address (behind trusted proxies, the one they name).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Req<'_> {
