@@ -116,11 +116,26 @@ pub mod api {
             .block_on(f)
     }
 
-    /// Monolithic blob upload (POST ?digest=); returns the digest.
+    /// Blob upload as a POST then one PUT (what distribution 2.8 takes;
+    /// it ignores `POST ?digest=`); returns the digest.
     pub async fn push_blob(c: &reqwest::Client, base: &str, repo: &str, data: &[u8]) -> String {
         let d = digest(data);
         let r = c
-            .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
+            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "upload start");
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let loc = if loc.starts_with('/') {
+            format!("{base}{loc}")
+        } else {
+            loc
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = c
+            .put(format!("{loc}{sep}digest={d}"))
+            .header("content-type", "application/octet-stream")
             .body(data.to_vec())
             .send()
             .await

@@ -185,6 +185,13 @@ fn envelopes_match_distribution_field_by_field() {
             })
             .collect()
     };
+    if std::env::var("EVDUMP").is_ok() {
+        eprintln!(
+            "DIST {}\nBERTH {}",
+            serde_json::to_string_pretty(&a).unwrap(),
+            serde_json::to_string_pretty(&b).unwrap()
+        );
+    }
     assert_eq!(
         actions(&a),
         actions(&b),
