@@ -52,7 +52,7 @@ impl Berth {
             &cfg,
             format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: 127.0.0.1:{debug}\n{config_tail}"
+                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: 127.0.0.1:{debug}\n    prometheus:\n      enabled: true\n{config_tail}"
             ),
         )
         .unwrap();
@@ -81,6 +81,12 @@ impl Berth {
     pub fn status(&self) -> Value {
         let v = clients::get_json(&format!("http://127.0.0.1:{}/debug/events", self.debug));
         v["endpoints"][0].clone()
+    }
+
+    /// The debug listener's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let r = clients::http("GET", &format!("http://127.0.0.1:{}/metrics", self.debug)).unwrap();
+        String::from_utf8(r.body).unwrap()
     }
 
     /// SIGKILL, no chance to flush anything.

@@ -30,7 +30,8 @@ fn summary(events: &[Value]) -> Vec<(String, String)> {
 fn a_failing_endpoint_gets_every_event_once_in_order_when_it_recovers() {
     let tmp = tempdir("berth-ev-");
     let rx = Receiver::start();
-    rx.answer(500);
+    // A redirect is a failure: berth follows none.
+    rx.answer(307);
     let extra = "      hmacsecret: s3cret\n      headers:\n        Authorization: [Bearer tok-123]\n        X-Team: [infra]\n";
     let berth = Berth::start(
         tmp.path(),
@@ -48,6 +49,10 @@ fn a_failing_endpoint_gets_every_event_once_in_order_when_it_recovers() {
             .status()
     });
     assert_eq!(pulled, 200);
+    wait_until("redirects refused", Duration::from_secs(30), || {
+        rx.requests().len() >= 2
+    });
+    rx.answer(500);
     wait_until("failed attempts", Duration::from_secs(30), || {
         rx.requests().len() >= 4 && berth.status()["pending"] == 5
     });
@@ -117,7 +122,23 @@ fn a_failing_endpoint_gets_every_event_once_in_order_when_it_recovers() {
     assert!(log.contains("hook"), "{log}");
     assert!(!log.contains("tok-123"), "{log}");
     assert!(!log.contains("s3cret"), "{log}");
-    // The same counters as metrics? Only with prometheus on; see below.
+    // The same counters in the metrics.
+    let m = berth.metrics();
+    assert!(
+        m.contains("berth_notifications_sent_total{endpoint=\"hook\"} 5"),
+        "{m}"
+    );
+    assert!(
+        m.contains("berth_notifications_pending{endpoint=\"hook\"} 0"),
+        "{m}"
+    );
+    let failed = s["failed"].as_u64().unwrap();
+    assert!(
+        m.contains(&format!(
+            "berth_notifications_failed_total{{endpoint=\"hook\"}} {failed}"
+        )),
+        "{m}"
+    );
 }
 
 /// `n` blob HEADs (each a pull event, as in registry:2), 32 at a time.
