@@ -143,6 +143,10 @@ impl Journal {
     pub fn append(&mut self, event: &Event) -> Result<bool, JournalError> {
         let mut line = serde_json::to_vec(event).map_err(|e| io(&self.path)(e.into()))?;
         line.push(b'\n');
+        if self.len + line.len() as u64 > self.max && self.read_off > 0 {
+            // Delivered lines still take room: drop them first.
+            self.compact()?;
+        }
         if self.len + line.len() as u64 > self.max {
             return Ok(false);
         }
@@ -200,8 +204,50 @@ impl Journal {
             self.reader
                 .seek(SeekFrom::Start(0))
                 .map_err(io(&self.path))?;
+        } else if self.read_off >= self.max / 2 {
+            // An endpoint that never quite catches up: keep the file small.
+            self.compact()?;
         }
         std::fs::write(&self.offset_path, self.read_off.to_string()).map_err(io(&self.offset_path))
+    }
+
+    /// Rewrites the journal without its delivered lines: the rest goes to
+    /// a new file, locked before it replaces the old one. The offset is set
+    /// to 0 before the rename, so a crash in between resends the delivered
+    /// prefix of the old file (at least once) rather than skip lines.
+    fn compact(&mut self) -> Result<(), JournalError> {
+        let mut rest = Vec::new();
+        let mut r = File::open(&self.path).map_err(io(&self.path))?;
+        r.seek(SeekFrom::Start(self.read_off))
+            .map_err(io(&self.path))?;
+        r.read_to_end(&mut rest).map_err(io(&self.path))?;
+        let tmp = self.path.with_extension("journal.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .read(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        use rustix::fs::{flock, FlockOperation};
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&tmp)(e.into()))?;
+        (&file).write_all(&rest).map_err(io(&tmp))?;
+        std::fs::write(&self.offset_path, "0").map_err(io(&self.offset_path))?;
+        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
+        // The new handle holds the lock on the new file from here on.
+        self.file = file;
+        let delivered = self.read_off;
+        self.len -= delivered;
+        self.cursor -= delivered;
+        self.read_off = 0;
+        if let Some((_, next)) = &mut self.peeked {
+            *next -= delivered;
+        }
+        self.reader = BufReader::new(File::open(&self.path).map_err(io(&self.path))?);
+        self.reader
+            .seek(SeekFrom::Start(self.cursor))
+            .map_err(io(&self.path))?;
+        Ok(())
     }
 }
 
@@ -259,6 +305,42 @@ mod tests {
         assert_eq!(id(&mut j), None);
         // All delivered: the file is empty again.
         assert_eq!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(1), 0);
+    }
+
+    #[test]
+    fn delivered_lines_are_compacted_away_and_the_lock_kept() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let one = serde_json::to_vec(&ev("0"))
+            .map(|v| v.len() as u64 + 1)
+            .unwrap_or(0);
+        // Room for four lines.
+        let mut j = Journal::open(dir.path(), "c", one * 4).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..4 {
+            assert!(j.append(&ev(&i.to_string())).unwrap_or(false));
+        }
+        assert!(!j.append(&ev("x")).unwrap_or(true), "full");
+        // Delivering two makes room (compaction at half the bound).
+        for want in ["0", "1"] {
+            assert_eq!(id(&mut j).as_deref(), Some(want));
+            j.ack().unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(j.append(&ev("4")).unwrap_or(false));
+        assert!(j.append(&ev("5")).unwrap_or(false));
+        assert_eq!(j.pending(), 4);
+        assert!(matches!(
+            Journal::open(dir.path(), "c", one * 4),
+            Err(JournalError::Locked(_))
+        ));
+        let mut got = Vec::new();
+        while let Some(e) = id(&mut j) {
+            got.push(e);
+            j.ack().unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(got, ["2", "3", "4", "5"]);
+        drop(j);
+        // Reopened after a clean end: nothing left.
+        let mut j = Journal::open(dir.path(), "c", one * 4).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((j.pending(), id(&mut j)), (0, None));
     }
 
     #[test]
