@@ -416,3 +416,20 @@ fn config_check_lists_notification_endpoints_without_secrets() {
         assert!(!stderr.contains(secret), "{stderr}");
     }
 }
+
+#[test]
+fn config_check_fails_on_a_missing_notification_cafile() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "n.yml",
+        "version: 0.1\nstorage:\n  inmemory:\nnotifications:\n  endpoints:\n    - name: ci\n      url: https://ci.example/hook\n      cafile: /nonexistent/ca.pem\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("notifications endpoint \"ci\": cafile /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}

@@ -179,4 +179,96 @@ mod tests {
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
     }
+
+    fn event() -> Event {
+        Event::new(
+            &super::super::RequestContext::default(),
+            super::super::RegistryEvent::TagDeleted {
+                repository: "r".into(),
+                tag: "t".into(),
+            },
+            &super::super::envelope::SourceRecord::default(),
+            false,
+        )
+    }
+
+    /// A one-request-at-a-time HTTPS server answering 204, with a
+    /// certificate from a fresh CA; returns its port and the CA file.
+    async fn tls_server(dir: &std::path::Path) -> anyhow::Result<(u16, String)> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let w = crate::cert::make(&crate::cert::CertRequest {
+            hosts: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse()?],
+            out: dir.to_path_buf(),
+            days: 1,
+        })?;
+        let certs =
+            CertificateDer::pem_file_iter(&w.server_cert)?.collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&w.server_key)?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    continue;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head and the body it announces, then answer.
+                while let Ok(n) = tls.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = tls
+                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        Ok((port, w.ca_cert.display().to_string()))
+    }
+
+    #[tokio::test]
+    async fn tls_is_verified_and_cafile_trusted() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (port, ca) = tls_server(dir.path()).await?;
+        let mk = |cafile: &str| EndpointConfig {
+            name: "t".into(),
+            url: format!("https://127.0.0.1:{port}/hook"),
+            cafile: cafile.into(),
+            ..EndpointConfig::default()
+        };
+        // A certificate the system does not trust: refused.
+        match Sender::new(&mk(""))?.send(&event()).await {
+            Err(Failure::Transport(e)) => {
+                assert!(e.contains("certificate") || e.contains("Unknown"), "{e}")
+            }
+            other => panic!("expected a TLS failure, got {other:?}"),
+        }
+        // Trusted through the endpoint's cafile: delivered.
+        let sent = Sender::new(&mk(&ca))?.send(&event()).await;
+        assert!(sent.is_ok(), "{sent:?}");
+        Ok(())
+    }
 }

@@ -154,3 +154,16 @@ pub fn describe_endpoints(config: &Config) -> Vec<String> {
         })
         .collect()
 }
+
+/// Builds each enabled endpoint's client once (header values, `cafile`),
+/// so `config check` and start-up fail on what delivery would fail on.
+pub fn check_endpoints(config: &Config) -> anyhow::Result<()> {
+    let Some(n) = &config.notifications else {
+        return Ok(());
+    };
+    for e in n.endpoints.iter().filter(|e| !e.disabled) {
+        deliver::Sender::new(e)
+            .map_err(|err| anyhow::anyhow!("notifications endpoint {:?}: {err}", e.name))?;
+    }
+    Ok(())
+}
