@@ -115,13 +115,23 @@ fn notifications_load_from_the_file_and_the_environment() {
     assert_eq!(n.endpoints.len(), 2);
     assert_eq!(n.endpoints[0].timeout, Duration::from_secs(2));
     assert!(n.endpoints[1].disabled);
-    // Indexing into the list does not work (nor does it in registry:2).
-    assert!(Config::load_str(
+    // Indexing into the list does not work: registry:2 skips such a
+    // variable silently, berth skips it with a warning.
+    let (c, w) = Config::load_str(
         yaml,
         "n.yml",
         env(&[("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL", "http://h/z")]),
     )
-    .is_err());
+    .unwrap();
+    assert_eq!(
+        c.notifications.unwrap().endpoints[0].url,
+        "https://ci.example/hook"
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL is ignored"),
+        "{w:?}"
+    );
 }
 
 #[test]
