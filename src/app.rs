@@ -333,7 +333,7 @@ async fn bind_debug(config: &Config) -> anyhow::Result<Option<tokio::net::TcpLis
         .await
         .with_context(|| format!("cannot listen on {addr} (http.debug.addr)"))?;
     tracing::info!(
-        "debug server listening on http://{}/ (/debug/health, /debug/vars{})",
+        "debug server listening on http://{}/ (/debug/health, /debug/vars, /debug/events{})",
         listener.local_addr()?,
         if config.http.debug.prometheus.enabled {
             format!(", {}", config.http.debug.prometheus.path)
