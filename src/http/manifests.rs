@@ -131,7 +131,11 @@ pub(super) async fn delete(req: Req<'_>, name: &RepoName, reference: &Reference)
     // The tags going with a manifest, for their events (as registry:2
     // reports each untag); looked up only when someone listens.
     let tags = match reference {
-        Reference::Digest(d) if super::events::enabled(req) => tags_of(req, name, d).await,
+        Reference::Digest(d)
+            if super::events::enabled(req) && req.st.config.storage.delete.enabled =>
+        {
+            tags_of(req, name, d).await
+        }
         _ => Vec::new(),
     };
     req.st.registry.delete_manifest(name, reference).await?;
