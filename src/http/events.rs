@@ -20,7 +20,14 @@ pub(super) fn emit(req: Req<'_>, method: &str, event: RegistryEvent) {
     let header = |n: &str| req.header(n).unwrap_or_default().to_string();
     let ctx = RequestContext {
         id: header(super::access::REQUEST_ID),
-        addr: req.client.map(|ip| ip.to_string()).unwrap_or_default(),
+        // As distribution: `ip:port` of a direct client, the IP a trusted
+        // proxy names otherwise.
+        addr: match (req.client, req.peer) {
+            (Some(ip), Some(peer)) if ip == peer.ip() => peer.to_string(),
+            (Some(ip), _) => ip.to_string(),
+            (None, Some(peer)) => peer.to_string(),
+            (None, None) => String::new(),
+        },
         host: header("host"),
         method: method.to_string(),
         useragent: header("user-agent"),

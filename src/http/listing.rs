@@ -175,6 +175,7 @@ async fn search_inner(
         headers: &parts.headers,
         identity: &anonymous,
         client: st.client(parts),
+        peer: super::peer_socket(&parts.extensions),
     };
     *identity = super::auth::identify(pre, st.client(parts)).await?;
     let req = Req { identity, ..pre };

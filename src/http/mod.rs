@@ -235,6 +235,7 @@ async fn handle(
         headers,
         identity: &anonymous,
         client,
+        peer: peer_socket(&parts.extensions),
     };
     *identity = auth::identify(pre, client).await?;
     let req = Req {
@@ -243,6 +244,7 @@ async fn handle(
         headers,
         identity,
         client,
+        peer: peer_socket(&parts.extensions),
     };
     auth::authorize(req, &endpoint)?;
     if endpoint.is_write() && st.config.storage.maintenance.readonly.enabled {
@@ -307,6 +309,12 @@ pub(crate) fn peer_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr
         .map(|c| c.0.ip())
 }
 
+/// The connection's remote address and port, when the server recorded it.
+pub(crate) fn peer_socket(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
 /// The parts of a request handlers read besides the endpoint itself.
 #[derive(Clone, Copy)]
 pub(crate) struct Req<'a> {
@@ -317,6 +325,8 @@ pub(crate) struct Req<'a> {
     pub identity: &'a Identity,
     /// The client's address (behind trusted proxies, the one they name).
     pub client: Option<std::net::IpAddr>,
+    /// The connection's remote address and port.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Req<'_> {

@@ -211,6 +211,11 @@ fn envelopes_match_distribution_field_by_field() {
         "differences:\n{}\n\ndistribution: {a:#?}",
         diffs.join("\n")
     );
+    // Both name a direct client by `ip:port`.
+    for e in a.iter().chain(&b) {
+        let addr = e["request"]["addr"].as_str().unwrap_or_default();
+        assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{addr}");
+    }
     // The same request shape too.
     let ra = &rx_dist.requests()[0];
     let rb = &rx_berth.requests()[0];
