@@ -89,6 +89,9 @@ pub struct Apps {
     pub health: crate::health::Health,
     /// `/readyz`'s draining flag; shutdown sets it before the drain.
     pub readiness: crate::http::ready::Readiness,
+    /// Notification delivery, when endpoints are configured; stop it with
+    /// [`Notifier::shutdown`](crate::events::Notifier::shutdown).
+    pub notifier: Option<Arc<crate::events::Notifier>>,
 }
 
 /// [`build_app_with`] plus the debug router and the health checks, sharing
@@ -114,6 +117,11 @@ fn apps_from_parts(
         .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
     let health = crate::health::Health::from_config(&config, &registry);
     let readiness = crate::http::ready::Readiness::new();
+    let notifier = crate::events::Notifier::start(&config)?;
+    let events: Arc<dyn crate::events::EventSink> = match &notifier {
+        Some(n) => n.clone(),
+        None => Arc::new(crate::events::NoEvents),
+    };
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
@@ -123,12 +131,14 @@ fn apps_from_parts(
         health: health.clone(),
         prefix,
         readiness: readiness.clone(),
+        events,
     });
     Ok(Apps {
         main: router(state.clone()),
         debug: crate::http::debug::router(state),
         health,
         readiness,
+        notifier,
     })
 }
 
@@ -256,6 +266,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => log_plain_serving(local, &storage_description, &auth_mode),
     }
     let settings = crate::http::server::ConnSettings::from_config(&config.http);
+    let notifier = apps.notifier.clone();
     let maintenance = Maintenance::start(&config, &registry);
     // One shutdown for the listeners, the checks and the maintenance workers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -304,6 +315,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = c.await;
     }
     let _ = background.await;
+    if let Some(n) = notifier {
+        n.shutdown().await;
+    }
     served?;
     tracing::info!("berth stopped");
     Ok(())
@@ -321,7 +335,7 @@ async fn bind_debug(config: &Config) -> anyhow::Result<Option<tokio::net::TcpLis
         .await
         .with_context(|| format!("cannot listen on {addr} (http.debug.addr)"))?;
     tracing::info!(
-        "debug server listening on http://{}/ (/debug/health, /debug/vars{})",
+        "debug server listening on http://{}/ (/debug/health, /debug/vars, /debug/events{})",
         listener.local_addr()?,
         if config.http.debug.prometheus.enabled {
             format!(", {}", config.http.debug.prometheus.path)

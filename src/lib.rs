@@ -9,6 +9,7 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod healthcheck;
 pub mod http;

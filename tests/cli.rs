@@ -392,3 +392,44 @@ fn serve_json_logs_carry_log_fields_and_the_debug_listener_serves_health() {
     assert!(status.success(), "{status:?}");
     assert!(std::net::TcpStream::connect(&debug).is_err());
 }
+
+#[test]
+fn config_check_lists_notification_endpoints_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "n.yml",
+        "version: 0.1\nstorage:\n  inmemory:\nnotifications:\n  endpoints:\n    - name: ci\n      url: https://bot:pw123@ci.example/hook\n      headers:\n        Authorization: [Bearer tok987]\n      hmacsecret: hm456\n    - name: old\n      url: http://old.example/x\n      disabled: true\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("notifications endpoint \"ci\": https://ci.example/hook (timeout 1s, threshold 10, backoff 1s, headers Authorization, signed)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("notifications endpoint \"old\" (disabled): http://old.example/x"),
+        "{stderr}"
+    );
+    for secret in ["pw123", "tok987", "hm456"] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+}
+
+#[test]
+fn config_check_fails_on_a_missing_notification_cafile() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "n.yml",
+        "version: 0.1\nstorage:\n  inmemory:\nnotifications:\n  endpoints:\n    - name: ci\n      url: https://ci.example/hook\n      cafile: /nonexistent/ca.pem\n",
+    );
+    let out = berth(&["config", "check", &file], &[]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("notifications endpoint \"ci\": cafile /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+}

@@ -45,6 +45,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
             .map_err(|m| anyhow::anyhow!("storage.filesystem.rootdirectory: {m}"))?;
     }
     refuse_unsafe(config)?;
+    crate::events::check_endpoints(config)?;
     let tls = if config.http.tls.certificate.is_empty() {
         None
     } else {

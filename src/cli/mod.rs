@@ -269,6 +269,9 @@ async fn check(file: &Path, strict: bool) -> anyhow::Result<()> {
         );
     }
     print!("{}", config.to_yaml()?);
+    for line in crate::events::describe_endpoints(&config) {
+        eprintln!("{line}");
+    }
     eprintln!("configuration {} is valid", file.display());
     Ok(())
 }

@@ -13,6 +13,8 @@
 //!   keep their types;
 //! * the addressed key is replaced as a whole (`REGISTRY_STORAGE=inmemory`
 //!   replaces the whole `storage` section, as in distribution);
+//! * a variable leading into a list (`REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL`)
+//!   is skipped, as distribution's parser skips it, with a warning here;
 //! * descending through a scalar string turns it into a map keyed by that
 //!   string, which is how `REGISTRY_STORAGE=s3` followed by
 //!   `REGISTRY_STORAGE_S3_BUCKET=b` gives `storage: {s3: {bucket: b}}`.
@@ -57,7 +59,15 @@ pub fn apply_env_overrides(
                     message,
                 }
             })?;
-        set_path(tree, &segments, value);
+        if !set_path(tree, &segments, value) {
+            // registry:2's parser silently skips variables that lead into a
+            // list; berth skips them too, but says so.
+            warnings.push(format!(
+                "{name} is ignored: it leads into a list, which REGISTRY_* variables cannot \
+                 index (as in registry:2); set the whole list instead"
+            ));
+            continue;
+        }
         applied.push(name);
     }
     Ok(applied)
@@ -107,12 +117,16 @@ fn culprit<'a>(key: &str, applied: &'a [String]) -> Option<&'a str> {
         .map(|(_, var)| var)
 }
 
-/// Sets `value` at `path` (upper-case segments matched case-insensitively).
-fn set_path(node: &mut Value, path: &[&str], value: Value) {
+/// Sets `value` at `path` (upper-case segments matched case-insensitively);
+/// false (nothing set) when the path leads into a list.
+fn set_path(node: &mut Value, path: &[&str], value: Value) -> bool {
     let Some((first, rest)) = path.split_first() else {
         *node = value;
-        return;
+        return true;
     };
+    if matches!(node, Value::Sequence(_)) {
+        return false;
+    }
     let map = as_map_for_descent(node);
     let key = map
         .keys()
@@ -121,10 +135,10 @@ fn set_path(node: &mut Value, path: &[&str], value: Value) {
         .unwrap_or_else(|| Value::String(first.to_lowercase()));
     if rest.is_empty() {
         map.insert(key, value);
-        return;
+        return true;
     }
     let child = map.entry(key).or_insert(Value::Null);
-    set_path(child, rest, value);
+    set_path(child, rest, value)
 }
 
 /// Makes `node` a mapping so we can descend into it: null and non-string

@@ -17,6 +17,7 @@ mod health;
 mod http;
 mod log;
 pub mod mirror;
+pub mod notifications;
 pub mod s3;
 mod storage;
 mod tree;
@@ -58,9 +59,9 @@ pub struct Config {
     /// `access:` (berth extension): access policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<auth::AccessConfig>,
-    /// `notifications:`; accepted, not implemented yet.
+    /// `notifications:` webhook endpoints (see `crate::events`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub notifications: Option<Value>,
+    pub notifications: Option<notifications::NotificationsConfig>,
     /// `redis:`; accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<Value>,

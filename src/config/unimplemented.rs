@@ -41,7 +41,6 @@ pub const NOT_IMPLEMENTED: &[NotImplemented] = &[
     NotImplemented { key: "storage.azure.retry_delay", instead: "the object store client's retry policy is used" },
     NotImplemented { key: "storage.gcs.useragent", instead: "berth's own user agent is sent" },
     NotImplemented { key: "storage.gcs.maxconcurrency", instead: "the object store client's limits are used" },
-    NotImplemented { key: "notifications", instead: "no webhook events are sent" },
     NotImplemented { key: "redis", instead: "nothing uses redis" },
     NotImplemented { key: "validation", instead: "manifests' foreign layer URLs are not checked against allow/deny lists" },
     NotImplemented { key: "compatibility", instead: "schema1 manifests are refused (UNSUPPORTED); no schema1 signing key is used" },

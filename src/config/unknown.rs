@@ -8,11 +8,12 @@
 
 use serde::de::{self, Deserialize, Visitor};
 
+use super::notifications as notif;
 use super::{auth, azure, gcs, mirror, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 13] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 17] {
     [
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
@@ -30,6 +31,13 @@ fn strict_sections() -> [(&'static str, &'static [&'static str]); 13] {
         ("proxy", fields::<mirror::ProxyConfig>()),
         ("mirrors", fields::<mirror::MirrorConfig>()),
         ("mirrorfetch", fields::<mirror::MirrorFetchConfig>()),
+        ("notifications", fields::<notif::NotificationsConfig>()),
+        ("notifications.events", fields::<notif::EventsConfig>()),
+        ("notifications.endpoints", fields::<notif::EndpointConfig>()),
+        (
+            "notifications.endpoints.ignore",
+            fields::<notif::IgnoreConfig>(),
+        ),
     ]
 }
 
@@ -44,6 +52,12 @@ pub enum Unknown {
 
 /// Classifies the unknown key at dotted `path` (as `serde_ignored` reports it).
 pub fn classify(path: &str) -> Unknown {
+    // List indexes (`notifications.endpoints.0.url`) do not name a section.
+    let path = &path
+        .split('.')
+        .filter(|s| s.parse::<usize>().is_err())
+        .collect::<Vec<_>>()
+        .join(".");
     let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
     // A list entry's keys (`mirrors.0.prefx`) belong to the list's section.
     let parent = parent
@@ -222,6 +236,11 @@ mod tests {
         assert!(fatal("mirrorfetch.maxconcurent").contains("did you mean `maxconcurrent`?"));
         assert!(fatal("storage.s3.regionendpont").contains("did you mean `regionendpoint`?"));
         assert!(fatal("auth.token.zzz").contains("known keys: realm"));
+        assert!(fatal("notifications.endpoints.0.treshold").contains("did you mean `threshold`?"));
+        assert!(
+            fatal("notifications.endpoints.3.ignore.action").contains("did you mean `actions`?")
+        );
+        assert!(fatal("notifications.event").contains("did you mean `events`?"));
         assert_eq!(
             classify("http.adr"),
             Unknown::Warning("unknown configuration key `http.adr` (ignored)".into())

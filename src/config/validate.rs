@@ -40,6 +40,11 @@ impl Config {
             ));
         }
         mirror::validate(self.proxy.as_ref(), &self.mirrors)?;
+        if let Some(n) = &self.notifications {
+            if let Err((key, message)) = notifications::check(n) {
+                return Err(ConfigError::invalid(&key, message));
+            }
+        }
         if let Err(e) = trusted_proxy_nets(&self.http.trustedproxies) {
             let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
             return Err(ConfigError::invalid(key, message));

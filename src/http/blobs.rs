@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{HttpResult, Req};
 use crate::error::{ApiError, ErrorCode};
+use crate::events::RegistryEvent;
 use crate::oci::digest::Digest;
 use crate::oci::name::RepoName;
 use crate::registry::pull_through::MirrorBlob;
@@ -37,6 +38,16 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
         )
             .into_response());
     }
+    // registry:2 reports GET and HEAD alike as pulls.
+    super::events::emit(
+        req,
+        if head { "HEAD" } else { "GET" },
+        RegistryEvent::BlobPulled {
+            repository: name.to_string(),
+            digest: digest.to_string(),
+            size: info.size,
+        },
+    );
     if !head && !req.st.config.storage.redirect.disable {
         if let Some(url) = reg.blob_redirect_url(digest).await? {
             return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response());
@@ -112,6 +123,14 @@ pub(super) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 /// Unlinks a blob from the repository (202), when deletes are enabled.
 pub(super) async fn delete(req: Req<'_>, name: &RepoName, digest: &Digest) -> HttpResult {
     req.st.registry.delete_blob(name, digest).await?;
+    super::events::emit(
+        req,
+        "DELETE",
+        RegistryEvent::BlobDeleted {
+            repository: name.to_string(),
+            digest: digest.to_string(),
+        },
+    );
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }
 

@@ -1,5 +1,6 @@
 //! The debug listener's routes (`http.debug.addr`), as registry:2 serves
-//! them there: `/debug/health`, `/debug/vars`, and the Prometheus metrics
+//! them there: `/debug/health`, `/debug/vars`, berth's `/debug/events`
+//! (notification delivery counters), and the Prometheus metrics
 //! when `http.debug.prometheus.enabled`. Plain HTTP, no authentication:
 //! bind it to a private address.
 
@@ -19,7 +20,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
     let prometheus = &state.config.http.debug.prometheus;
     let mut app = Router::new()
         .route("/debug/health", get(health))
-        .route("/debug/vars", get(vars));
+        .route("/debug/vars", get(vars))
+        .route("/debug/events", get(events));
     if prometheus.enabled {
         app = app.route(&metrics_path(prometheus), get(super::metrics::metrics));
     }
@@ -63,6 +65,17 @@ async fn vars(State(st): State<Arc<HttpState>>) -> Response {
             "healthy": st.health.is_healthy(),
         },
     });
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /debug/events`: per-notification-endpoint counters (sent, failed,
+/// retried, dropped, pending) as `{"endpoints":[...]}`.
+async fn events(State(st): State<Arc<HttpState>>) -> Response {
+    let body = serde_json::json!({ "endpoints": st.events.status() });
     (
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
         body.to_string(),

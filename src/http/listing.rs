@@ -174,6 +174,8 @@ async fn search_inner(
         uri,
         headers: &parts.headers,
         identity: &anonymous,
+        client: st.client(parts),
+        peer: super::peer_socket(&parts.extensions),
     };
     *identity = super::auth::identify(pre, st.client(parts)).await?;
     let req = Req { identity, ..pre };

@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Limited};
 
 use super::{HttpResult, Req};
 use crate::error::{ApiError, ErrorCode};
+use crate::events::RegistryEvent;
 use crate::oci::manifest::MAX_MANIFEST_SIZE;
 use crate::oci::name::{Reference, RepoName};
 
@@ -36,6 +37,19 @@ pub(super) async fn get(
             .into_response());
     }
     let len = m.size;
+    if super::events::enabled(req) {
+        let target = super::events::manifest_target(
+            req,
+            name,
+            reference,
+            &m.digest,
+            &m.media_type,
+            &m.body,
+            m.size,
+        );
+        let method = if head { "HEAD" } else { "GET" };
+        super::events::emit(req, method, RegistryEvent::ManifestPulled(target));
+    }
     let body = if head {
         Body::empty()
     } else {
@@ -84,11 +98,27 @@ pub(super) async fn put(
         }
     };
     let content_type = req.header("content-type");
+    let kept = super::events::enabled(req).then(|| bytes.clone());
     let result = req
         .st
         .registry
         .put_manifest(name, reference, content_type, bytes)
         .await?;
+    if let Some(body) = kept {
+        let media_type = crate::oci::manifest::parse(content_type, &body)
+            .map(|p| p.media_type)
+            .unwrap_or_default();
+        let target = super::events::manifest_target(
+            req,
+            name,
+            reference,
+            &result.digest,
+            &media_type,
+            &body,
+            body.len() as u64,
+        );
+        super::events::emit(req, "PUT", RegistryEvent::ManifestPushed(target));
+    }
     let location = req.location(&format!("/v2/{name}/manifests/{}", result.digest));
     let mut resp = (
         StatusCode::CREATED,
@@ -110,6 +140,67 @@ pub(super) async fn put(
 
 /// Deletes by digest (manifest and its tags) or by tag (untag), 202.
 pub(super) async fn delete(req: Req<'_>, name: &RepoName, reference: &Reference) -> HttpResult {
+    // The tags going with a manifest, for their events (as registry:2
+    // reports each untag); looked up only when someone listens.
+    let tags = match reference {
+        Reference::Digest(d)
+            if super::events::enabled(req) && req.st.config.storage.delete.enabled =>
+        {
+            tags_of(req, name, d).await
+        }
+        _ => Vec::new(),
+    };
     req.st.registry.delete_manifest(name, reference).await?;
+    let repository = name.to_string();
+    match reference {
+        Reference::Tag(tag) => super::events::emit(
+            req,
+            "DELETE",
+            RegistryEvent::TagDeleted {
+                repository,
+                tag: tag.to_string(),
+            },
+        ),
+        Reference::Digest(d) => {
+            super::events::emit(
+                req,
+                "DELETE",
+                RegistryEvent::ManifestDeleted {
+                    repository: repository.clone(),
+                    digest: d.to_string(),
+                },
+            );
+            for tag in tags {
+                super::events::emit(
+                    req,
+                    "DELETE",
+                    RegistryEvent::TagDeleted {
+                        repository: repository.clone(),
+                        tag,
+                    },
+                );
+            }
+        }
+    }
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+}
+
+/// The tags of `name` currently pointing at `digest` (none on errors).
+async fn tags_of(
+    req: Req<'_>,
+    name: &RepoName,
+    digest: &crate::oci::digest::Digest,
+) -> Vec<String> {
+    let reg = &req.st.registry;
+    let Ok(page) = reg.list_tags(name, None, None).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for tag in page.items {
+        let Ok(t) = tag.parse() else { continue };
+        if reg.resolve(name, &Reference::Tag(t)).await.ok().as_ref() == Some(digest) {
+            out.push(tag);
+        }
+    }
+    out
 }

@@ -164,6 +164,7 @@ pub(crate) async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     if let Some(mirrors) = st.registry.mirrors() {
         mirrors.render_metrics(&mut out);
     }
+    st.events.render_metrics(&mut out);
     let index = st.registry.repo_index().size();
     let _ = write!(
         out,

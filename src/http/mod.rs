@@ -12,6 +12,7 @@ pub mod debug;
 mod early;
 pub mod endpoint;
 mod errors;
+mod events;
 pub mod forwarded;
 mod head_limit;
 mod listing;
@@ -59,6 +60,8 @@ pub struct HttpState {
     pub prefix: String,
     /// False once shutdown starts; `/readyz` reports it.
     pub readiness: ready::Readiness,
+    /// Where notifications go (`NoEvents` without endpoints).
+    pub events: Arc<dyn crate::events::EventSink>,
 }
 
 impl HttpState {
@@ -233,6 +236,8 @@ async fn handle(
         uri,
         headers,
         identity: &anonymous,
+        client,
+        peer: peer_socket(&parts.extensions),
     };
     *identity = auth::identify(pre, client).await?;
     let req = Req {
@@ -240,6 +245,8 @@ async fn handle(
         uri,
         headers,
         identity,
+        client,
+        peer: peer_socket(&parts.extensions),
     };
     auth::authorize(req, &endpoint)?;
     mirror::check_write(st, &endpoint)?;
@@ -305,6 +312,12 @@ pub(crate) fn peer_addr(ext: &axum::http::Extensions) -> Option<std::net::IpAddr
         .map(|c| c.0.ip())
 }
 
+/// The connection's remote address and port, when the server recorded it.
+pub(crate) fn peer_socket(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
 /// The parts of a request handlers read besides the endpoint itself.
 #[derive(Clone, Copy)]
 pub(crate) struct Req<'a> {
@@ -313,6 +326,10 @@ pub(crate) struct Req<'a> {
     pub headers: &'a HeaderMap,
     /// Who is calling (anonymous until authenticated).
     pub identity: &'a Identity,
+    /// The client's address (behind trusted proxies, the one they name).
+    pub client: Option<std::net::IpAddr>,
+    /// The connection's remote address and port.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Req<'_> {

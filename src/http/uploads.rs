@@ -8,6 +8,7 @@ use super::endpoint::parse_digest;
 use super::{body_stream, HttpResult, Req};
 use crate::auth::Action;
 use crate::error::{ApiError, ErrorCode};
+use crate::events::RegistryEvent;
 use crate::oci::digest::Digest;
 use crate::oci::name::{RepoName, UploadId};
 use crate::registry::{BlobInfo, ByteRange, UploadStatus};
@@ -30,6 +31,16 @@ pub(super) async fn start(req: Req<'_>, name: &RepoName, body: Body) -> HttpResu
             });
         if let Some(from) = from {
             if let Some(info) = reg.mount_blob(name, &from, &digest).await? {
+                super::events::emit(
+                    req,
+                    "POST",
+                    RegistryEvent::BlobMounted {
+                        repository: name.to_string(),
+                        from: from.to_string(),
+                        digest: info.digest.to_string(),
+                        size: info.size,
+                    },
+                );
                 return Ok(created(req, name, &info));
             }
         }
@@ -42,6 +53,7 @@ pub(super) async fn start(req: Req<'_>, name: &RepoName, body: Body) -> HttpResu
                 body_stream(body, req.st.config.http.bodyidletimeout),
             )
             .await?;
+        pushed(req, "POST", name, &info);
         return Ok(created(req, name, &info));
     }
     let status = reg.start_upload(name).await?;
@@ -95,7 +107,21 @@ pub(super) async fn put(req: Req<'_>, name: &RepoName, id: &UploadId, body: Body
             Some(body_stream(body, req.st.config.http.bodyidletimeout)),
         )
         .await?;
+    pushed(req, "PUT", name, &info);
     Ok(created(req, name, &info))
+}
+
+/// Reports a completed upload.
+fn pushed(req: Req<'_>, method: &str, name: &RepoName, info: &BlobInfo) {
+    super::events::emit(
+        req,
+        method,
+        RegistryEvent::BlobPushed {
+            repository: name.to_string(),
+            digest: info.digest.to_string(),
+            size: info.size,
+        },
+    );
 }
 
 /// `DELETE`: abandons the upload (204).
