@@ -112,8 +112,10 @@ fn apps_from_parts(
         .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
     let health = crate::health::Health::from_config(&config, &registry);
     let readiness = crate::http::ready::Readiness::new();
+    let ui = crate::ui::UiState::new(&config);
     let state = Arc::new(HttpState {
         registry,
+        ui,
         config: Arc::new(config),
         auth,
         policy,

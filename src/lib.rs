@@ -21,3 +21,4 @@ pub mod registry;
 pub mod rlimit;
 pub mod storage;
 pub mod tls;
+pub mod ui;

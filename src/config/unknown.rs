@@ -8,11 +8,11 @@
 
 use serde::de::{self, Deserialize, Visitor};
 
-use super::{auth, azure, gcs, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
+use super::{auth, azure, gcs, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig, UiConfig};
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 11] {
     [
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
@@ -27,6 +27,7 @@ fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
             fields::<azure::AzureCredentials>(),
         ),
         ("storage.gcs", fields::<gcs::GcsConfig>()),
+        ("ui", fields::<UiConfig>()),
     ]
 }
 

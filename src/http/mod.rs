@@ -3,7 +3,7 @@
 
 pub mod access;
 pub mod activity;
-mod auth;
+pub(crate) mod auth;
 mod blobs;
 mod body_idle;
 pub mod client_ip;
@@ -58,6 +58,8 @@ pub struct HttpState {
     pub prefix: String,
     /// False once shutdown starts; `/readyz` reports it.
     pub readiness: ready::Readiness,
+    /// The web UI's session key and start time.
+    pub ui: crate::ui::UiState,
 }
 
 impl HttpState {
@@ -93,6 +95,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/readyz", get(ready::readyz))
         .route("/v1/search", get(listing::search))
         .route("/auth/token", get(token::token).post(token::token));
+    let api = if state.config.ui.enabled {
+        api.merge(crate::ui::routes())
+    } else {
+        api
+    };
     let app = if state.prefix.is_empty() {
         api.route("/", any(home))
     } else {
@@ -122,8 +129,12 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// `/` (any method): 200 with no body, as registry:2 answers liveness and
-/// readiness probes (the Helm chart's). The web UI will live here.
-async fn home() -> Response {
+/// readiness probes (the Helm chart's); a browser's `GET` (one asking for
+/// `text/html`) goes to the web UI when `ui.enabled`.
+async fn home(State(st): State<Arc<HttpState>>, method: Method, headers: HeaderMap) -> Response {
+    if st.config.ui.enabled && method == Method::GET && crate::ui::wants_html(&headers) {
+        return crate::ui::home_redirect(&st);
+    }
     (
         [(axum::http::header::CACHE_CONTROL, "no-cache")],
         Body::empty(),
@@ -368,7 +379,7 @@ impl Req<'_> {
 }
 
 /// Decodes `a=b&c=d` query strings.
-fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
     q.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k), percent_decode(v))

@@ -29,6 +29,7 @@ mod repo_index;
 mod socket;
 mod socket_timeouts;
 mod support;
+mod ui;
 mod uploads;
 
 use axum::http::{Method, StatusCode};
