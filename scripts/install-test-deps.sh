@@ -25,6 +25,9 @@ declare -A PKG=(
   [ldd]=libc-bin
   [go]=golang-go
   [docker-compose]=docker-compose
+  # Browser tests of the web UI (tests/ui_browser.rs).
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

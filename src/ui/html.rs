@@ -88,6 +88,15 @@ pub fn short_digest(d: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
+/// `1 tag`, `2 tags`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// What every page shares around its content.
 pub struct Layout<'a> {
     /// `<title>` and the `<h1>`.
@@ -196,6 +205,10 @@ mod tests {
         assert_eq!(uptime(std::time::Duration::from_secs(90061)), "1d 1h 1m");
         assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
         assert_eq!(short_digest("x"), "x");
+        assert_eq!(
+            (count(1, "tag"), count(0, "tag")),
+            ("1 tag".into(), "0 tags".into())
+        );
     }
 
     #[test]

@@ -152,10 +152,10 @@ async fn image_section(v: &View<'_>, name: &RepoName, json: &Value) -> String {
     let total: u64 = layers.iter().filter_map(|l| l.get("size")?.as_u64()).sum();
     let _ = write!(
         out,
-        "<h2>Layers</h2><p class=\"muted\">{} layers, {} in all</p><div class=\"table-wrap\">\
+        "<h2>Layers</h2><p class=\"muted\">{}, {} in all</p><div class=\"table-wrap\">\
          <table id=\"layers\"><thead><tr><th>#</th><th>Digest</th><th class=\"opt\">Media type</th>\
          <th class=\"num\">Size</th></tr></thead><tbody>",
-        layers.len(),
+        html::count(layers.len(), "layer"),
         html::size(total)
     );
     for (i, l) in layers.iter().enumerate() {

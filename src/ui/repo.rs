@@ -292,10 +292,10 @@ fn render(v: &View<'_>, name: &RepoName, rows: &[TagRow], pager: &Pager, sort: &
         )
     };
     let mut out = format!(
-        "<p class=\"muted\">{} tags</p><div class=\"table-wrap\"><table id=\"tags\"><thead><tr>\
+        "<p class=\"muted\">{}</p><div class=\"table-wrap\"><table id=\"tags\"><thead><tr>\
          <th>{}</th><th>Digest</th><th class=\"opt\">Type</th><th class=\"num\">Size</th>\
          <th class=\"opt\">Platforms</th><th class=\"opt\">{}</th><th>Pull</th>{}</tr></thead><tbody>",
-        pager.total,
+        html::count(pager.total, "tag"),
         sort_link("name", "Tag"),
         sort_link("pushed", "Pushed"),
         if can_delete { "<th><span class=\"offscreen\">Actions</span></th>" } else { "" }
@@ -305,7 +305,7 @@ fn render(v: &View<'_>, name: &RepoName, rows: &[TagRow], pager: &Pager, sort: &
         let (digest, kind, size, platforms) = match &r.info {
             Some(i) => (
                 format!(
-                    "<a class=\"mono\" href=\"{}/-/m/{}\" title=\"{}\">{}</a>",
+                    "<a class=\"mono nowrap\" href=\"{}/-/m/{}\" title=\"{}\">{}</a>",
                     esc(&repo_url),
                     esc(&i.digest),
                     esc(&i.digest),
