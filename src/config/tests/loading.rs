@@ -237,13 +237,7 @@ fn registry2_sample_files_load_with_the_expected_warnings() {
         ),
         (
             "config-cache.yml",
-            &[
-                "http.secret",
-                "storage.cache",
-                "notifications",
-                "redis",
-                "proxy",
-            ],
+            &["storage.cache", "notifications", "redis", "proxy"],
         ),
     ];
     for (name, keys) in table {
@@ -298,7 +292,6 @@ fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_eac
     ];
     for key in [
         "log.hooks",
-        "http.secret",
         "http.tls.letsencrypt",
         "storage.filesystem.maxthreads",
         "storage.cache",
