@@ -17,7 +17,7 @@ mod head_limit;
 mod listing;
 mod manifests;
 mod metrics;
-mod middleware;
+pub(crate) mod middleware;
 pub mod ready;
 pub mod server;
 mod token;

@@ -191,6 +191,7 @@ pub(super) async fn post(State(st): State<Arc<HttpState>>, request: Request) -> 
                 header::CACHE_CONTROL,
                 header::HeaderValue::from_static("no-store"),
             );
+            v.mark_caller(&mut resp);
             resp
         }
         Err(e) => {

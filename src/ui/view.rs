@@ -205,7 +205,16 @@ impl<'a> View<'a> {
         if self.fresh {
             self.attach_cookie(&mut resp, &self.session);
         }
+        self.mark_caller(&mut resp);
         resp
+    }
+
+    /// Names the caller on `resp` for the access log.
+    pub fn mark_caller(&self, resp: &mut Response) {
+        if let Some(name) = self.user() {
+            resp.extensions_mut()
+                .insert(crate::http::middleware::CallerName(name.to_string()));
+        }
     }
 
     /// A page holding one message (errors, refusals).

@@ -658,3 +658,67 @@ async fn repository_list_pages_and_searches() {
     assert_eq!(far.status, StatusCode::OK);
     assert!(text(&far).contains(">seed<"), "past the end: the last page");
 }
+
+#[tokio::test]
+async fn builtin_token_issuer_users_log_in_and_see_their_repositories() {
+    use berth::config::auth::{AuthConfig, TokenAuthConfig};
+    let dir = users();
+    let mut access = AccessConfig::default();
+    access
+        .users
+        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
+    access
+        .users
+        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
+    let htpasswd = dir.path().join("htpasswd").display().to_string();
+    let reg = TestRegistry::memory_with(move |c| {
+        c.auth = Some(AuthConfig {
+            token: Some(TokenAuthConfig {
+                builtin: true,
+                htpasswd: htpasswd.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        c.access = Some(access.clone());
+    });
+    assert_eq!(
+        push_as(&reg, "a/one", &basic("alice", "alicepw")).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        push_as(&reg, "b/two", &basic("bob", "bobpw")).await,
+        StatusCode::CREATED
+    );
+    reg.refresh_index().await;
+    let anon = text(&reg.get("/ui/").await);
+    assert!(!anon.contains("a/one") && !anon.contains("b/two"), "{anon}");
+    let form = reg.get("/ui/login").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let r = reg
+        .req(
+            Method::POST,
+            "/ui/login",
+            &[
+                ("cookie", &cookie(&form)),
+                ("origin", "http://registry.test"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            format!(
+                "csrf={}&username=alice&password=alicepw",
+                csrf(&text(&form))
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
+    let session = cookie(&r);
+    let page = text(
+        &reg.req(Method::GET, "/ui/", &[("cookie", &session)], "")
+            .await,
+    );
+    assert!(page.contains("a/one") && !page.contains("b/two"), "{page}");
+    let r = reg
+        .req(Method::GET, "/ui/r/b/two", &[("cookie", &session)], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
