@@ -30,6 +30,7 @@ mod socket;
 mod socket_timeouts;
 mod support;
 mod ui;
+mod ui_auth;
 mod uploads;
 
 use axum::http::{Method, StatusCode};
