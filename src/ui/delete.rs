@@ -11,7 +11,8 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 
 use super::html::{esc, url_enc};
-use super::repo::{hidden, parse_target, rest_of, Target};
+use super::repo::hidden;
+use super::route::{parse_target, rest_of, Target};
 use super::view::View;
 use crate::http::HttpState;
 use crate::oci::name::{Reference, RepoName};

@@ -11,6 +11,7 @@ mod manifest;
 pub mod paging;
 mod repo;
 mod repos;
+mod route;
 pub mod session;
 mod status;
 mod view;

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::html::{self, esc, url_enc};
 use super::paging::Pager;
+use super::route::{parse_target, rest_of, Target};
 use super::view::View;
 use crate::http::HttpState;
 use crate::oci::manifest as mt;
@@ -26,46 +27,6 @@ pub const PER_PAGE: usize = 50;
 /// Beyond this many tags, sorting by push time (a stat per tag) falls back
 /// to sorting by name.
 const MAX_SORT_STATS: usize = 5000;
-
-/// What a `/ui/r/...` path names.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Target {
-    Repo(RepoName),
-    Manifest(RepoName, Reference),
-    Delete(RepoName),
-}
-
-/// Splits `<name>[/-/m/<reference>|/-/delete]` (percent-decoded). `-` is
-/// never a name component, so it separates unambiguously.
-pub(super) fn parse_target(rest: &str) -> Option<Target> {
-    let (name, tail) = match rest.split_once("/-/") {
-        Some((n, t)) => (n, Some(t)),
-        None => (rest.trim_end_matches('/'), None),
-    };
-    let name: RepoName = name.parse().ok()?;
-    match tail {
-        None => Some(Target::Repo(name)),
-        Some("delete") => Some(Target::Delete(name)),
-        Some(t) => {
-            let r = t.strip_prefix("m/")?.parse().ok()?;
-            Some(Target::Manifest(name, r))
-        }
-    }
-}
-
-/// The path part after `/ui/r/`, percent-decoded.
-pub(super) fn rest_of(path: &str, prefix: &str) -> Option<String> {
-    // Under `http.prefix` the router may or may not have stripped it.
-    let path = path
-        .strip_prefix(prefix)
-        .filter(|p| !prefix.is_empty() && p.starts_with("/ui/"))
-        .unwrap_or(path);
-    let rest = path.strip_prefix("/ui/r/")?;
-    let decoded = crate::http::form_pairs(&format!("x={}", rest.replace('+', "%2B")))
-        .next()
-        .map(|(_, v)| v)?;
-    Some(decoded)
-}
 
 /// `GET /ui/r/...`: the repository, manifest or delete-confirmation page.
 pub(super) async fn get_dispatch(State(st): State<Arc<HttpState>>, request: Request) -> Response {
@@ -98,6 +59,16 @@ pub(super) fn hidden(v: &View<'_>) -> Response {
         "No such repository."
     };
     v.message(StatusCode::NOT_FOUND, "Not found", text)
+}
+
+/// True for the notes a delete redirects with (`tag T`, `manifest D`), so
+/// a crafted link cannot make the page say anything else.
+fn deleted_note_ok(m: &str) -> bool {
+    match m.split_once(' ') {
+        Some(("tag", t)) => t.parse::<Tag>().is_ok(),
+        Some(("manifest", d)) => d.parse::<crate::oci::digest::Digest>().is_ok(),
+        _ => false,
+    }
 }
 
 /// One tag's row data.
@@ -203,7 +174,7 @@ async fn page(v: &View<'_>, name: &RepoName) -> Response {
     };
     let mut sort = v.query("sort").unwrap_or("name").to_string();
     let mut notes = String::new();
-    if let Some(msg) = v.query("deleted") {
+    if let Some(msg) = v.query("deleted").filter(|m| deleted_note_ok(m)) {
         notes.push_str(&html::notice("info", &format!("Deleted {msg}.")));
     }
     let by_pushed = sort == "pushed" || sort == "-pushed";
@@ -366,29 +337,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets() {
-        let n = |s: &str| s.parse::<RepoName>().unwrap();
-        assert_eq!(parse_target("a/b/c"), Some(Target::Repo(n("a/b/c"))));
-        assert_eq!(parse_target("a/b/"), Some(Target::Repo(n("a/b"))));
-        assert_eq!(parse_target("a/-/delete"), Some(Target::Delete(n("a"))));
-        assert_eq!(
-            parse_target("a/b/-/m/v1.0"),
-            Some(Target::Manifest(n("a/b"), "v1.0".parse().unwrap()))
-        );
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(
-            parse_target(&format!("x/-/m/{d}")),
-            Some(Target::Manifest(n("x"), d.parse().unwrap()))
-        );
-        for bad in ["", "A", "a/-/x", "a/-/m/", "a/-/m/bad tag", "../x"] {
-            assert_eq!(parse_target(bad), None, "{bad}");
-        }
-        assert_eq!(rest_of("/p/ui/r/a%2Fb", "/p").as_deref(), Some("a/b"));
-        assert_eq!(rest_of("/ui/r/a/-/m/v+1", "").as_deref(), Some("a/-/m/v+1"));
-        assert_eq!(rest_of("/other", ""), None);
-    }
-
-    #[test]
     fn summaries_of_images_and_indexes() {
         let img = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
             "config":{"size":7},"layers":[{"size":100},{"size":23}]}"#;
@@ -402,5 +350,19 @@ mod tests {
         assert_eq!(s.platforms, vec!["linux/amd64", "linux/arm64/v8"]);
         assert_eq!(s.size, None);
         assert_eq!(kind_label(mt::DOCKER_MANIFEST_LIST), "Docker manifest list");
+        assert!(deleted_note_ok("tag v1.0"));
+        assert!(deleted_note_ok(&format!(
+            "manifest sha256:{}",
+            "a".repeat(64)
+        )));
+        for bad in [
+            "tag",
+            "tag a b",
+            "your account. Call 555",
+            "manifest x",
+            "tag <b>",
+        ] {
+            assert!(!deleted_note_ok(bad), "{bad}");
+        }
     }
 }
