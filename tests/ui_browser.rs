@@ -223,6 +223,7 @@ async fn browse_log_in_delete_and_log_out_in_chromium() {
         .await;
     b.goto(&format!("{}/ui/status", reg.base)).await;
     b.wait_for_text("Garbage collection").await;
+    assert!(b.body_text().await.contains("filesystem"));
     b.screenshot(&shots.join("status.png")).await;
 
     // A form without its CSRF token (same origin) is refused.

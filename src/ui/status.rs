@@ -53,7 +53,6 @@ fn server(st: &HttpState) -> Section {
 }
 
 fn storage(st: &HttpState) -> Section {
-    let drivers = st.config.storage.driver_names();
     let index = match st.registry.repo_index().size() {
         Some(n) => format!("{n} repositories"),
         None => "not built (listings walk storage)".into(),
@@ -61,14 +60,8 @@ fn storage(st: &HttpState) -> Section {
     Some((
         "Storage",
         vec![
-            (
-                "Driver",
-                if drivers.is_empty() {
-                    "inmemory".into()
-                } else {
-                    drivers.join(", ")
-                },
-            ),
+            // The driver's own name (what serves, whatever the file said).
+            ("Driver", st.registry.driver().name().to_string()),
             (
                 "Deletes",
                 yes_no(st.registry.options().delete_enabled, "enabled", "disabled"),

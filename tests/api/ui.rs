@@ -79,6 +79,18 @@ async fn ui_pages_carry_security_headers_and_no_inline_code() {
         "{body}"
     );
     assert!(body.contains(&format!("/ui/r/team/app/-/m/{d}")));
+    let status = text(&reg.get("/ui/status").await);
+    assert!(status.contains("<dd>inmemory</dd>"), "{status}");
+    assert!(status.contains(&format!("berth {}", env!("CARGO_PKG_VERSION"))));
+    assert!(status.contains("none since start"));
+    reg.registry()
+        .gc_stats()
+        .record(&berth::registry::gc::GcReport {
+            bytes_freed: 3 * 1024 * 1024,
+            ..Default::default()
+        });
+    let status = text(&reg.get("/ui/status").await);
+    assert!(status.contains("<dd>3.0 MiB</dd>"), "{status}");
     assert_eq!(
         reg.get("/ui/no/such/page").await.status,
         StatusCode::NOT_FOUND

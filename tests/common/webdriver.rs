@@ -71,6 +71,27 @@ impl Driver {
         driver
     }
 
+    /// A command's `value`, or `None` when the driver answers an error
+    /// (an element gone stale during a navigation, say).
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.client.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
+        Some(v["value"].clone())
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.base);
         let mut req = self.client.request(method.clone(), &url);
@@ -167,10 +188,16 @@ impl Browser<'_> {
         self.get("/url").await.as_str().unwrap_or("").to_string()
     }
 
-    /// The page's visible text.
+    /// The page's visible text (empty while a navigation has no body yet).
     pub async fn body_text(&self) -> String {
-        let body = self.find("body").await;
-        self.text(&body).await
+        let script =
+            json!({"script": "return document.body ? document.body.innerText : '';", "args": []});
+        let path = format!("/session/{}/execute/sync", self.id);
+        self.driver
+            .try_call(reqwest::Method::POST, &path, Some(script))
+            .await
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// The first element matching a CSS selector (panics when none).
