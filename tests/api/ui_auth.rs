@@ -419,3 +419,49 @@ async fn builtin_token_issuer_users_log_in_and_see_their_repositories() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn login_form_failures_hit_the_api_login_throttle() {
+    let dir = users();
+    let reg = TestRegistry::memory_with(htpasswd_config(&dir, None));
+    let form = reg.get("/ui/login").await;
+    let (c, token) = (cookie(&form), csrf(&text(&form)));
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let r = reg
+            .req(
+                Method::POST,
+                "/ui/login",
+                &[
+                    ("cookie", &c),
+                    ("origin", "http://registry.test"),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                format!("csrf={token}&username=alice&password=wrong"),
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(text(&r).contains("Too many failed"));
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(statuses[..statuses.len() - 1]
+        .iter()
+        .all(|s| *s == StatusCode::UNAUTHORIZED));
+    // The API's basic auth from the same address is throttled too: one throttle.
+    let r = reg
+        .req(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &basic("alice", "alicepw"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
