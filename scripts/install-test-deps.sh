@@ -18,6 +18,9 @@ declare -A PKG=(
   [docker-registry]=docker-registry
   [tar]=tar
   [htpasswd]=apache2-utils
+  # Browser tests of the web UI (tests/ui_browser.rs).
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
   [curl]=curl
   [openssl]=openssl
   [nginx]=nginx-light
@@ -25,9 +28,6 @@ declare -A PKG=(
   [ldd]=libc-bin
   [go]=golang-go
   [docker-compose]=docker-compose
-  # Browser tests of the web UI (tests/ui_browser.rs).
-  [chromium]=chromium
-  [chromedriver]=chromium-driver
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
