@@ -18,6 +18,9 @@ declare -A PKG=(
   [docker-registry]=docker-registry
   [tar]=tar
   [htpasswd]=apache2-utils
+  # Browser tests of the web UI (tests/ui_browser.rs).
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
   [curl]=curl
   [openssl]=openssl
   [nginx]=nginx-light

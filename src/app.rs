@@ -122,8 +122,10 @@ fn apps_from_parts(
         Some(n) => n.clone(),
         None => Arc::new(crate::events::NoEvents),
     };
+    let ui = crate::ui::UiState::new(&config);
     let state = Arc::new(HttpState {
         registry,
+        ui,
         config: Arc::new(config),
         auth,
         policy,

@@ -22,3 +22,4 @@ pub mod registry;
 pub mod rlimit;
 pub mod storage;
 pub mod tls;
+pub mod ui;

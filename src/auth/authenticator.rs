@@ -369,6 +369,21 @@ impl Authenticator {
         }
     }
 
+    /// Whether password logins (the web UI's form) are possible, and
+    /// whether `user` is still in the users file: a web UI session ends
+    /// when its user is removed. `None` when the scheme has no passwords
+    /// (none, or tokens from an external server).
+    pub fn knows_user(&self, user: &str) -> Option<bool> {
+        let file = match &self.scheme {
+            Scheme::Htpasswd { file, .. } => file,
+            Scheme::Token {
+                builtin: Some(b), ..
+            } => &b.users,
+            _ => return None,
+        };
+        Some(file.users().iter().any(|u| u == user))
+    }
+
     /// The Basic challenge of the built-in token endpoint.
     pub fn basic_challenge(&self) -> String {
         "Basic realm=\"berth\"".to_string()

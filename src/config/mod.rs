@@ -89,6 +89,8 @@ pub struct Config {
     /// `reporting:` (bugsnag/newrelic); accepted, not implemented yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reporting: Option<Value>,
+    /// `ui:` (berth only): the web UI (docs/ui.md).
+    pub ui: UiConfig,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             compatibility: None,
             middleware: None,
             reporting: None,
+            ui: UiConfig::default(),
         }
     }
 }
@@ -140,6 +143,22 @@ impl Default for CatalogConfig {
             refreshinterval: std::time::Duration::from_secs(30),
             indexlimit: DEFAULT_INDEX_LIMIT,
         }
+    }
+}
+
+/// `ui:` section (berth only): the web UI served at `/` to browsers and
+/// under `/ui/`; unknown keys here are fatal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct UiConfig {
+    /// Serve the UI (default true); false: `/ui/*` is 404 and `GET /`
+    /// answers every client as the API does.
+    pub enabled: bool,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig { enabled: true }
     }
 }
 

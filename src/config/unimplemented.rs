@@ -19,7 +19,6 @@ pub struct NotImplemented {
 pub const NOT_IMPLEMENTED: &[NotImplemented] = &[
     NotImplemented { key: "log.hooks", instead: "no hooks (mail) run; errors are only logged" },
     NotImplemented { key: "log.reportcaller", instead: "log lines do not name the calling function" },
-    NotImplemented { key: "http.secret", instead: "not needed: upload state lives in storage, so any replica sharing it continues an upload" },
     NotImplemented { key: "http.tls.letsencrypt", instead: "no ACME certificates are fetched: the files in http.tls.certificate/key are served, and without them berth refuses to start" },
     NotImplemented { key: "auth.token.autoredirect", instead: "the configured realm is used as is" },
     NotImplemented { key: "storage.filesystem.maxthreads", instead: "berth bounds filesystem work with its own blocking pool" },

@@ -9,11 +9,13 @@
 use serde::de::{self, Deserialize, Visitor};
 
 use super::notifications as notif;
-use super::{auth, azure, gcs, mirror, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig};
+use super::{
+    auth, azure, gcs, mirror, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig, UiConfig,
+};
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 17] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 18] {
     [
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
@@ -38,6 +40,7 @@ fn strict_sections() -> [(&'static str, &'static [&'static str]); 17] {
             "notifications.endpoints.ignore",
             fields::<notif::IgnoreConfig>(),
         ),
+        ("ui", fields::<UiConfig>()),
     ]
 }
 

@@ -60,7 +60,7 @@ pub(super) fn unauthorized(req: Req<'_>, scope: Option<&str>, error: Option<&str
 }
 
 /// What the caller may do on `repo`.
-pub(super) fn permissions(st: &HttpState, id: &Identity, repo: &str) -> ActionSet {
+pub(crate) fn permissions(st: &HttpState, id: &Identity, repo: &str) -> ActionSet {
     match id {
         Identity::Anonymous => st.policy.allowed(None, repo),
         Identity::User(u) => st.policy.allowed(Some(u), repo),
@@ -75,7 +75,7 @@ pub(super) fn permissions(st: &HttpState, id: &Identity, repo: &str) -> ActionSe
 }
 
 /// True when the caller may see `repo` in listings (`_catalog`, search).
-pub(super) fn can_list(st: &HttpState, id: &Identity, repo: &str) -> bool {
+pub(crate) fn can_list(st: &HttpState, id: &Identity, repo: &str) -> bool {
     match id {
         // berth's own tokens: the policy of the token's subject.
         Identity::Token(c) if st.auth.builtin().is_some() => {

@@ -3,7 +3,7 @@
 
 pub mod access;
 pub mod activity;
-mod auth;
+pub(crate) mod auth;
 mod blobs;
 mod body_idle;
 pub mod client_ip;
@@ -18,7 +18,7 @@ mod head_limit;
 mod listing;
 mod manifests;
 mod metrics;
-mod middleware;
+pub(crate) mod middleware;
 mod mirror;
 pub mod ready;
 pub mod server;
@@ -62,6 +62,8 @@ pub struct HttpState {
     pub readiness: ready::Readiness,
     /// Where notifications go (`NoEvents` without endpoints).
     pub events: Arc<dyn crate::events::EventSink>,
+    /// The web UI's session key and start time.
+    pub ui: crate::ui::UiState,
 }
 
 impl HttpState {
@@ -97,6 +99,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/readyz", get(ready::readyz))
         .route("/v1/search", get(listing::search))
         .route("/auth/token", get(token::token).post(token::token));
+    let api = if state.config.ui.enabled {
+        api.merge(crate::ui::routes())
+    } else {
+        api
+    };
     let app = if state.prefix.is_empty() {
         api.route("/", any(home))
     } else {
@@ -126,8 +133,12 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// `/` (any method): 200 with no body, as registry:2 answers liveness and
-/// readiness probes (the Helm chart's). The web UI will live here.
-async fn home() -> Response {
+/// readiness probes (the Helm chart's); a browser's `GET` (one asking for
+/// `text/html`) goes to the web UI when `ui.enabled`.
+async fn home(State(st): State<Arc<HttpState>>, method: Method, headers: HeaderMap) -> Response {
+    if st.config.ui.enabled && method == Method::GET && crate::ui::wants_html(&headers) {
+        return crate::ui::home_redirect(&st);
+    }
     (
         [(axum::http::header::CACHE_CONTROL, "no-cache")],
         Body::empty(),
@@ -388,7 +399,7 @@ impl Req<'_> {
 }
 
 /// Decodes `a=b&c=d` query strings.
-fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
     q.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k), percent_decode(v))

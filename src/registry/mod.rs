@@ -10,6 +10,7 @@ mod manifests;
 pub mod pull_through;
 mod referrers;
 pub mod repo_index;
+mod summary;
 mod upload_locks;
 mod uploads;
 
@@ -25,6 +26,7 @@ use crate::storage::{DeferredWrite, StorageDriver, StorageError};
 pub use blobs::BlobInfo;
 pub use listing::Page;
 pub use manifests::{PutManifestResult, StoredManifest};
+pub use summary::RepoSummary;
 pub use uploads::{ByteRange, UploadStatus};
 
 /// What can go wrong in registry operations, in registry terms. The HTTP

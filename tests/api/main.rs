@@ -30,6 +30,8 @@ mod repo_index;
 mod socket;
 mod socket_timeouts;
 mod support;
+mod ui;
+mod ui_auth;
 mod uploads;
 
 use axum::http::{Method, StatusCode};

@@ -310,3 +310,22 @@ fn messages_never_show_rust_type_names() {
         }
     }
 }
+
+#[test]
+fn ui_section_defaults_and_strict_keys() {
+    let (c, _) = load("version: 0.1\nstorage:\n  inmemory: {}\n").unwrap();
+    assert!(c.ui.enabled, "the web UI is on by default");
+    let (c, _) = load("version: 0.1\nstorage:\n  inmemory: {}\nui:\n  enabled: false\n").unwrap();
+    assert!(!c.ui.enabled);
+    let err = load("version: 0.1\nstorage:\n  inmemory: {}\nui:\n  enabeld: false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`ui.enabeld`; did you mean `enabled`?"),
+        "{err}"
+    );
+    let vars = env(&[("REGISTRY_UI_ENABLED", "false")]);
+    let (c, _) =
+        Config::load_str("version: 0.1\nstorage:\n  inmemory: {}\n", "t.yml", vars).unwrap();
+    assert!(!c.ui.enabled, "REGISTRY_UI_ENABLED overrides");
+}

@@ -232,10 +232,7 @@ fn registry2_sample_files_load_with_the_expected_warnings() {
     let table: &[(&str, &[&str])] = &[
         ("config-example.yml", &["storage.cache"]),
         ("config-dev.yml", &["log.hooks", "storage.cache", "redis"]),
-        (
-            "config-cache.yml",
-            &["http.secret", "storage.cache", "redis"],
-        ),
+        ("config-cache.yml", &["storage.cache", "redis"]),
     ];
     for (name, keys) in table {
         let (c, warnings) = load(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -300,7 +297,6 @@ fn registry2_reference_example_refused_like_registry2_then_loads_with_one_of_eac
     ];
     for key in [
         "log.hooks",
-        "http.secret",
         "http.tls.letsencrypt",
         "storage.filesystem.maxthreads",
         "storage.cache",

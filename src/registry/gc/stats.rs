@@ -19,6 +19,31 @@ pub struct GcStats {
     last_kept_recent: AtomicU64,
     last_duration_micros: AtomicU64,
     uploads_purged: AtomicU64,
+    /// When the last run finished (Unix seconds; 0: none yet).
+    last_finished_unix: AtomicU64,
+    last_blobs_removed: AtomicU64,
+    last_manifests_removed: AtomicU64,
+    last_bytes_freed: AtomicU64,
+    last_dry_run: AtomicU64,
+}
+
+/// The last finished collection, as the web UI's status page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastRun {
+    /// When it finished.
+    pub finished: std::time::SystemTime,
+    /// Blobs it removed (would have removed, in a dry run).
+    pub blobs_removed: u64,
+    /// Manifest revisions it unlinked.
+    pub manifests_removed: u64,
+    /// Bytes of the blobs it removed.
+    pub bytes_freed: u64,
+    /// True for a dry run (nothing was removed).
+    pub dry_run: bool,
+    /// Runs and failures since start.
+    pub runs: u64,
+    /// Failed runs since start.
+    pub failures: u64,
 }
 
 impl GcStats {
@@ -38,6 +63,31 @@ impl GcStats {
         self.last_kept_recent.store(r.kept_recent as u64, rel);
         self.last_duration_micros
             .store(r.duration.as_micros() as u64, rel);
+        self.last_blobs_removed
+            .store(r.blobs_removed.len() as u64, rel);
+        self.last_manifests_removed
+            .store(r.manifests_removed.len() as u64, rel);
+        self.last_bytes_freed.store(r.bytes_freed, rel);
+        self.last_dry_run.store(u64::from(r.dry_run), rel);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs().max(1));
+        self.last_finished_unix.store(now, rel);
+    }
+
+    /// The last finished run, `None` before the first.
+    pub fn last_run(&self) -> Option<LastRun> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let at = get(&self.last_finished_unix);
+        (at > 0).then(|| LastRun {
+            finished: std::time::UNIX_EPOCH + std::time::Duration::from_secs(at),
+            blobs_removed: get(&self.last_blobs_removed),
+            manifests_removed: get(&self.last_manifests_removed),
+            bytes_freed: get(&self.last_bytes_freed),
+            dry_run: get(&self.last_dry_run) != 0,
+            runs: get(&self.runs),
+            failures: get(&self.failures),
+        })
     }
 
     /// Counts a collection that failed.
@@ -131,6 +181,7 @@ mod tests {
     #[test]
     fn renders_what_was_recorded() {
         let s = GcStats::default();
+        assert!(s.last_run().is_none());
         let report = GcReport {
             bytes_freed: 1234,
             blobs_marked: 7,
@@ -141,6 +192,8 @@ mod tests {
         s.record(&report);
         s.record_failure();
         s.record_purged(3);
+        let last = s.last_run().expect("a run was recorded");
+        assert_eq!((last.bytes_freed, last.runs, last.failures), (1234, 2, 1));
         let mut out = String::new();
         s.render(&mut out);
         assert!(out.contains("berth_gc_runs_total 2\n"), "{out}");

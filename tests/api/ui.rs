@@ -1,0 +1,324 @@
+//! The web UI through the router (no browser): security headers, `GET /`
+//! for API clients, `ui.enabled: false`, `http.prefix`, asset caching,
+//! manifest pages, tag and repository paging. Sign-in, visibility, CSRF and
+//! deletes: ui_auth.rs. tests/ui_browser.rs drives the pages in Chromium.
+
+use axum::http::{Method, StatusCode};
+use berth::oci::digest::Digest;
+
+use crate::support::*;
+
+pub(crate) const HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
+
+pub(crate) fn text(r: &Resp) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The session cookie a response set (`name=value`).
+pub(crate) fn cookie(r: &Resp) -> String {
+    let set = r.header("set-cookie").expect("a session cookie");
+    set.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token of a page (its `csrf-token` meta element; forms carry the same).
+pub(crate) fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf-token\" content=\"")
+        .expect("a CSRF token")
+        + 27;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+pub(crate) fn assert_security_headers(r: &Resp, what: &str) {
+    let csp = r.header("content-security-policy").unwrap_or("");
+    assert!(csp.contains("default-src 'self'"), "{what}: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}");
+    assert!(!csp.contains("unsafe-inline"), "{what}");
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{what}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+}
+
+#[tokio::test]
+async fn ui_pages_carry_security_headers_and_no_inline_code() {
+    let reg = TestRegistry::memory_with(|_| {});
+    let (_, d) = reg.push_image("team/app", "v1", "a").await;
+    for path in [
+        "/ui/".to_string(),
+        "/ui/?q=app".into(),
+        "/ui/r/team/app".into(),
+        "/ui/r/team/app/-/m/v1".into(),
+        format!("/ui/r/team/app/-/m/{d}"),
+        "/ui/status".into(),
+        "/ui/login".into(),
+        "/ui/no/such/page".into(),
+        "/ui/r/team/none".into(),
+        "/ui/assets/ui.css".into(),
+    ] {
+        let r = reg.req(Method::GET, &path, &[("accept", HTML)], "").await;
+        assert_security_headers(&r, &path);
+        let body = text(&r);
+        if r.header("content-type") == Some("text/html; charset=utf-8") {
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+            assert!(
+                !body.contains("<script>") && !body.contains("style="),
+                "{path}"
+            );
+            assert!(!body.contains(" onclick="), "{path}");
+        }
+    }
+    let r = reg.get("/ui/r/team/app").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = text(&r);
+    assert!(
+        body.contains("docker pull registry.test/team/app:v1"),
+        "{body}"
+    );
+    assert!(body.contains(&format!("/ui/r/team/app/-/m/{d}")));
+    let status = text(&reg.get("/ui/status").await);
+    assert!(status.contains("<dd>inmemory</dd>"), "{status}");
+    assert!(status.contains(&format!("berth {}", env!("CARGO_PKG_VERSION"))));
+    assert!(status.contains("none since start"));
+    reg.registry()
+        .gc_stats()
+        .record(&berth::registry::gc::GcReport {
+            bytes_freed: 3 * 1024 * 1024,
+            ..Default::default()
+        });
+    let status = text(&reg.get("/ui/status").await);
+    assert!(status.contains("<dd>3.0 MiB</dd>"), "{status}");
+    assert_eq!(
+        reg.get("/ui/no/such/page").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reg.get("/ui/r/team/none").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn root_answers_api_clients_as_before_and_sends_browsers_to_the_ui() {
+    let reg = TestRegistry::memory_with(|_| {});
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let h: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let r = reg.req(Method::GET, "/", &h, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{accept:?}");
+        assert!(r.body.is_empty(), "{accept:?}");
+        assert!(r.header("content-security-policy").is_none());
+    }
+    let r = reg.req(Method::HEAD, "/", &[("accept", HTML)], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = reg.req(Method::GET, "/", &[("accept", HTML)], "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/ui/"));
+    let r = reg.get("/ui").await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some("/ui/"))
+    );
+}
+
+#[tokio::test]
+async fn ui_disabled_leaves_only_the_api() {
+    let reg = TestRegistry::memory_with(|c| c.ui.enabled = false);
+    for path in [
+        "/ui/",
+        "/ui",
+        "/ui/status",
+        "/ui/assets/ui.css",
+        "/ui/login",
+    ] {
+        let r = reg.req(Method::GET, path, &[("accept", HTML)], "").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.error_code(), "UNSUPPORTED", "{path}");
+    }
+    let r = reg.req(Method::GET, "/", &[("accept", HTML)], "").await;
+    assert_eq!((r.status, r.body.is_empty()), (StatusCode::OK, true));
+}
+
+#[tokio::test]
+async fn ui_under_http_prefix() {
+    let reg = TestRegistry::memory_with(|c| c.http.prefix = "/reg".into());
+    let data = b"config";
+    let d = Digest::sha256_of(data);
+    let r = reg
+        .req(
+            Method::POST,
+            &format!("/reg/v2/a/blobs/uploads/?digest={d}"),
+            &[],
+            &data[..],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let m = image_manifest(&d, data.len(), &[], None);
+    let r = reg
+        .req(
+            Method::PUT,
+            "/reg/v2/a/manifests/v1",
+            &[("content-type", OCI_MANIFEST)],
+            m,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = reg.req(Method::GET, "/", &[("accept", HTML)], "").await;
+    assert_eq!(r.header("location"), Some("/reg/ui/"));
+    let r = reg.get("/reg/ui/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(text(&r).contains("href=\"/reg/ui/r/a\""), "{}", text(&r));
+    let r = reg.get("/reg/ui/r/a").await;
+    assert!(text(&r).contains("/reg/ui/r/a/-/m/v1"), "{}", text(&r));
+}
+
+#[tokio::test]
+async fn assets_have_strong_etags_and_revalidate() {
+    let reg = TestRegistry::memory_with(|_| {});
+    for (file, ctype) in [("ui.css", "text/css"), ("ui.js", "text/javascript")] {
+        let r = reg.get(&format!("/ui/assets/{file}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.header("content-type").unwrap().starts_with(ctype));
+        let etag = r.header("etag").unwrap().to_string();
+        assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
+        assert!(r.header("cache-control").unwrap().contains("max-age"));
+        let r2 = reg
+            .req(
+                Method::GET,
+                &format!("/ui/assets/{file}"),
+                &[("if-none-match", &etag)],
+                "",
+            )
+            .await;
+        assert_eq!(r2.status, StatusCode::NOT_MODIFIED);
+        assert!(r2.body.is_empty());
+        // Pages link the asset by its hash.
+        let page = text(&reg.get("/ui/").await);
+        assert!(page.contains(&format!("/ui/assets/{file}?v={}", etag.trim_matches('"'))));
+    }
+    assert_eq!(
+        reg.get("/ui/assets/nope.js").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn manifest_pages_show_configs_indexes_children_and_referrers() {
+    let reg = TestRegistry::memory_with(|_| {});
+    let config = br#"{"architecture":"arm64","os":"linux","created":"2026-01-02T03:04:05Z",
+        "config":{"Entrypoint":["/bin/app","--serve"],"Labels":{"org.example.x":"<b>bold</b>"}},
+        "history":[{"created_by":"COPY app /bin/app"}]}"#;
+    let cd = reg.push_blob("multi", config).await;
+    let ld = reg.push_blob("multi", b"layer bytes").await;
+    let image = image_manifest(&cd, config.len(), &[(ld, 11)], None);
+    let id = Digest::sha256_of(&image);
+    assert_eq!(
+        reg.put_manifest("multi", &id.to_string(), OCI_MANIFEST, &image)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let (other, od) = reg.push_image("multi", "amd", "x").await;
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": od.to_string(), "size": other.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": OCI_MANIFEST, "digest": id.to_string(), "size": image.len(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}
+        ],
+        "annotations": {"note": "<script>alert(1)</script>"}
+    }))
+    .unwrap();
+    assert_eq!(
+        reg.put_manifest("multi", "latest", OCI_INDEX, &index)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // An SBOM referring to the arm64 image.
+    let empty = reg.push_blob("multi", b"{}").await;
+    let sbom = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": id.to_string(), "size": image.len()}
+    }))
+    .unwrap();
+    let sd = Digest::sha256_of(&sbom);
+    assert_eq!(
+        reg.put_manifest("multi", &sd.to_string(), OCI_MANIFEST, &sbom)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let repo = text(&reg.get("/ui/r/multi").await);
+    assert!(repo.contains("linux/amd64, linux/arm64/v8"), "{repo}");
+    assert!(repo.contains("OCI index"));
+    let idx = text(&reg.get("/ui/r/multi/-/m/latest").await);
+    assert!(idx.contains(&format!("/ui/r/multi/-/m/{id}")), "{idx}");
+    assert!(idx.contains("linux/arm64/v8"));
+    assert!(
+        idx.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !idx.contains("<script>alert")
+    );
+    let img = text(&reg.get(&format!("/ui/r/multi/-/m/{id}")).await);
+    assert!(img.contains("/bin/app --serve"), "{img}");
+    assert!(img.contains("2026-01-02 03:04 UTC"));
+    assert!(img.contains("linux/arm64"));
+    assert!(img.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    assert!(img.contains("COPY app /bin/app"));
+    assert!(img.contains("11 B"));
+    assert!(img.contains("application/spdx+json"), "{img}");
+    assert!(img.contains(&format!("/ui/r/multi/-/m/{sd}")));
+    let s = text(&reg.get(&format!("/ui/r/multi/-/m/{sd}")).await);
+    assert!(s.contains("Subject") && s.contains(&format!("/ui/r/multi/-/m/{id}")));
+    assert_eq!(
+        reg.get("/ui/r/multi/-/m/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_tags_come_in_pages() {
+    let reg = TestRegistry::memory_with(|_| {});
+    let (m, _) = reg.push_image("many", "t0000", "m").await;
+    for i in 1..1001 {
+        let r = reg
+            .put_manifest("many", &format!("t{i:04}"), OCI_MANIFEST, &m)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let rows = |page: &str| page.matches("<tr><td><a href=\"/ui/r/many/-/m/t").count();
+    let first = text(&reg.get("/ui/r/many").await);
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("Page 1 of 21 (1001 items)"), "{first}");
+    assert!(first.contains(">t0000<") && !first.contains(">t0050<"));
+    let last = text(&reg.get("/ui/r/many?sort=name&page=21").await);
+    assert_eq!(rows(&last), 1);
+    assert!(last.contains(">t1000<"));
+    let desc = text(&reg.get("/ui/r/many?sort=-name").await);
+    assert!(desc.contains(">t1000<") && !desc.contains(">t0000<"));
+    let pushed = text(&reg.get("/ui/r/many?sort=-pushed").await);
+    assert_eq!(rows(&pushed), 50);
+}
+
+#[tokio::test]
+async fn repository_list_pages_and_searches() {
+    let reg = TestRegistry::memory_with(|_| {});
+    reg.push_image("seed", "v1", "s").await;
+    for i in 0..120 {
+        reg.push_image(&format!("group/r{i:03}"), "v1", "x").await;
+    }
+    reg.refresh_index().await;
+    let first = text(&reg.get("/ui/").await);
+    assert!(first.contains("Page 1 of 3 (121 items)"), "{first}");
+    assert!(first.contains(">group/r000<") && !first.contains(">group/r050<"));
+    let found = text(&reg.get("/ui/?q=R11").await);
+    assert!(found.contains(">group/r110<") && found.contains(">group/r119<"));
+    assert!(!found.contains(">group/r100<") && !found.contains(">seed<"));
+    assert!(!found.contains("class=\"pager\""));
+    let far = reg.get("/ui/?page=99").await;
+    assert_eq!(far.status, StatusCode::OK);
+    assert!(text(&far).contains(">seed<"), "past the end: the last page");
+}
