@@ -57,6 +57,8 @@ pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
         index_limit: config.catalog.indexlimit,
+        manifest_size: config.limits.manifestsize,
+        upload_sessions_per_repository: config.limits.uploadsessionsperrepository,
     };
     if !config.http.debug.prometheus.enabled {
         // Nothing is scraped, so nothing is measured: no wrapper, no cost.
@@ -112,6 +114,7 @@ fn apps_from_parts(
         .map_err(|m| anyhow::anyhow!("http.prefix: {m}"))?;
     let health = crate::health::Health::from_config(&config, &registry);
     let readiness = crate::http::ready::Readiness::new();
+    let uploads = crate::http::limits::UploadLimiter::new(&config.limits);
     let state = Arc::new(HttpState {
         registry,
         config: Arc::new(config),
@@ -121,6 +124,7 @@ fn apps_from_parts(
         health: health.clone(),
         prefix,
         readiness: readiness.clone(),
+        uploads,
     });
     Ok(Apps {
         main: router(state.clone()),

@@ -12,8 +12,9 @@ use super::{auth, azure, gcs, s3, FilesystemConfig, LetsEncryptConfig, TlsConfig
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 10] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 11] {
     [
+        ("limits", fields::<super::limits::LimitsConfig>()),
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
         ("auth.token", fields::<auth::TokenAuthConfig>()),

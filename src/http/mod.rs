@@ -14,6 +14,7 @@ pub mod endpoint;
 mod errors;
 pub mod forwarded;
 mod head_limit;
+pub mod limits;
 mod listing;
 mod manifests;
 mod metrics;
@@ -58,6 +59,9 @@ pub struct HttpState {
     pub prefix: String,
     /// False once shutdown starts; `/readyz` reports it.
     pub readiness: ready::Readiness,
+    /// `limits.uploads` / `limits.uploadsperclient`: upload requests in
+    /// progress.
+    pub uploads: Arc<limits::UploadLimiter>,
 }
 
 impl HttpState {
@@ -244,6 +248,13 @@ async fn handle(
         return Err(ApiError::new(ErrorCode::Unsupported)
             .message("the registry is in read-only mode: writes are disabled"));
     }
+    // Held until the handler returns, which is after the body is read.
+    let _upload_slot = match endpoint {
+        Endpoint::StartUpload { .. }
+        | Endpoint::PatchUpload { .. }
+        | Endpoint::PutUpload { .. } => Some(st.uploads.acquire(client)?),
+        _ => None,
+    };
     use Endpoint::*;
     match endpoint {
         Base => base(method.clone()).await,
