@@ -9,6 +9,8 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod healthcheck;
 pub mod http;

@@ -73,7 +73,7 @@ fn content_range_unsatisfied(size: u64) -> HeaderValue {
 
 /// Parses a single `bytes=` range against a size, returning inclusive
 /// (start, end); `None` when malformed or unsatisfiable.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+pub(super) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') || size == 0 {
         return None;

@@ -13,6 +13,7 @@ mod early;
 pub mod endpoint;
 mod errors;
 pub mod forwarded;
+pub mod fuzz;
 mod head_limit;
 pub mod limits;
 mod listing;

@@ -9,6 +9,7 @@ mod manifest_cache;
 mod manifests;
 mod referrers;
 pub mod repo_index;
+mod upload_limits;
 mod upload_locks;
 mod uploads;
 

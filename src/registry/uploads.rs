@@ -83,6 +83,12 @@ impl Registry {
     /// `limits.uploadsessionsperrepository` sessions open.
     pub async fn start_upload(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
         self.check_session_count(name).await?;
+        self.new_session(name).await
+    }
+
+    /// A new session, whatever the count (a monolithic push's own session
+    /// lives only for its request and is not limited).
+    async fn new_session(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
         let id = UploadId::new_random();
         // Only the empty data file, closed by a writer so that any backend
         // can continue it: its mtime tells the purger the upload's age (no
@@ -98,30 +104,6 @@ impl Registry {
         self.hashers
             .put(name, &id, 0, Hasher::new(Algorithm::Sha256));
         Ok(UploadStatus { id, size: 0 })
-    }
-
-    /// Refuses a new session when the repository already holds the limit's
-    /// number of sessions (one listing of `_uploads`; sessions started at
-    /// the same moment may pass together, so the bound is approximate by
-    /// the uploads in flight). Abandoned sessions count until purged.
-    async fn check_session_count(&self, name: &RepoName) -> RegistryResult<()> {
-        let limit = self.options.upload_sessions_per_repository;
-        if limit == 0 {
-            return Ok(());
-        }
-        let open = match self
-            .driver
-            .list(&StoragePath::UploadsDir { name }.to_key())
-            .await
-        {
-            Ok(entries) => entries.len(),
-            Err(e) if e.is_not_found() => 0,
-            Err(e) => return Err(e.into()),
-        };
-        if open >= limit {
-            return Err(RegistryError::TooManyUploadSessions { limit });
-        }
-        Ok(())
     }
 
     /// Bytes received so far. Errors: `UploadUnknown`.
@@ -379,7 +361,7 @@ impl Registry {
         digest: &Digest,
         body: impl BodyStream,
     ) -> RegistryResult<BlobInfo> {
-        let upload = self.start_upload(name).await?;
+        let upload = self.new_session(name).await?;
         self.complete_upload(name, &upload.id, digest, Some(body))
             .await
     }
