@@ -164,3 +164,35 @@ fn token_verifier() -> Option<&'static crate::auth::token::TokenVerifier> {
         })
         .as_ref()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every committed seed (and every crash input kept as a seed) runs
+    /// through its target in the ordinary test suite too, on stable.
+    #[test]
+    fn every_seed_passes_its_target() {
+        let targets: [(&str, fn(&[u8])); 9] = [
+            ("endpoint", super::endpoint),
+            ("manifest", super::manifest),
+            ("grammars", super::grammars),
+            ("range", super::range),
+            ("content_range", super::content_range),
+            ("config", super::config),
+            ("htpasswd", super::htpasswd),
+            ("token", super::token),
+            ("hashstate", super::hashstate),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        for (name, run) in targets {
+            let dir = root.join(name);
+            let mut seen = 0;
+            for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
+                let path = entry.map(|e| e.path()).unwrap_or_default();
+                let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                run(&data);
+                seen += 1;
+            }
+            assert!(seen > 0, "no seeds for {name}");
+        }
+    }
+}
