@@ -171,7 +171,8 @@ mod tests {
     /// through its target in the ordinary test suite too, on stable.
     #[test]
     fn every_seed_passes_its_target() {
-        let targets: [(&str, fn(&[u8])); 9] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 9] = [
             ("endpoint", super::endpoint),
             ("manifest", super::manifest),
             ("grammars", super::grammars),

@@ -167,7 +167,7 @@ async fn traversal_in_names_digests_and_upload_ids_touches_nothing() {
         ),
         (
             "POST",
-            format!("/v2/ok/blobs/uploads/?mount=sha256:..%2f..&from=..%2f..%2foutside"),
+            "/v2/ok/blobs/uploads/?mount=sha256:..%2f..&from=..%2f..%2foutside".into(),
             400,
             "DIGEST_INVALID",
         ),
