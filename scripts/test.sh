@@ -7,6 +7,8 @@
 #   scripts/test.sh                  # everything
 #   scripts/test.sh --test interop   # args replace `--all-targets` in `cargo test`
 #
+# Then the fuzz targets, 20 s each (scripts/fuzz.sh; BERTH_SKIP_FUZZ=1 skips).
+#
 # CI=true turns a missing client tool into a test failure instead of a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,8 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 if [ "$#" -eq 0 ]; then set -- --all-targets; fi
 RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test "$@"
+
+if [ "${BERTH_SKIP_FUZZ:-}" != 1 ]; then
+  echo "== fuzz targets"
+  bash scripts/fuzz.sh
+fi

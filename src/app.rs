@@ -59,6 +59,8 @@ pub fn registry_for(config: &Config, driver: Arc<dyn StorageDriver>) -> Registry
     let options = RegistryOptions {
         delete_enabled: config.storage.delete.enabled,
         index_limit: config.catalog.indexlimit,
+        manifest_size: config.limits.manifestsize,
+        upload_sessions_per_repository: config.limits.uploadsessionsperrepository,
     };
     if !config.http.debug.prometheus.enabled {
         // Nothing is scraped, so nothing is measured: no wrapper, no cost.
@@ -123,6 +125,7 @@ fn apps_from_parts(
         None => Arc::new(crate::events::NoEvents),
     };
     let ui = crate::ui::UiState::new(&config);
+    let uploads = crate::http::limits::UploadLimiter::new(&config.limits);
     let state = Arc::new(HttpState {
         registry,
         ui,
@@ -134,6 +137,7 @@ fn apps_from_parts(
         prefix,
         readiness: readiness.clone(),
         events,
+        uploads,
     });
     Ok(Apps {
         main: router(state.clone()),

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod healthcheck;
 pub mod http;

@@ -215,8 +215,8 @@ fn entry_lines<'a>(
 
 /// The users of a loaded file and what unknown users are checked against.
 #[derive(Debug)]
-struct Entries {
-    hashes: HashMap<String, String>,
+pub(crate) struct Entries {
+    pub(crate) hashes: HashMap<String, String>,
     /// A well-formed bcrypt hash nobody's password matches, at the file's
     /// most common cost, so an unknown user costs as much as a known one.
     dummy: String,
@@ -237,7 +237,7 @@ fn dummy_hash(cost: u32) -> String {
 }
 
 /// Parses a whole file strictly: every entry bcrypt, no duplicates.
-fn parse(path: &Path, text: &str) -> Result<Entries, HtpasswdError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Entries, HtpasswdError> {
     let mut hashes = HashMap::new();
     let mut first_line: HashMap<&str, usize> = HashMap::new();
     let mut costs: HashMap<u32, usize> = HashMap::new();

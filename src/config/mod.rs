@@ -15,6 +15,7 @@ pub mod env;
 pub mod gcs;
 mod health;
 mod http;
+pub mod limits;
 mod log;
 pub mod mirror;
 pub mod notifications;
@@ -59,6 +60,9 @@ pub struct Config {
     /// `access:` (berth extension): access policies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<auth::AccessConfig>,
+    /// `limits:` (berth extension): in-flight uploads, manifest size,
+    /// upload sessions per repository.
+    pub limits: limits::LimitsConfig,
     /// `notifications:` webhook endpoints (see `crate::events`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notifications: Option<notifications::NotificationsConfig>,
@@ -103,6 +107,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             auth: None,
             access: None,
+            limits: limits::LimitsConfig::default(),
             notifications: None,
             redis: None,
             health: None,

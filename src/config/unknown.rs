@@ -15,8 +15,9 @@ use super::{
 
 /// Sections in which an unknown key is an error, with the struct whose
 /// fields are the known keys there. The longest matching section wins.
-fn strict_sections() -> [(&'static str, &'static [&'static str]); 18] {
+fn strict_sections() -> [(&'static str, &'static [&'static str]); 19] {
     [
+        ("limits", fields::<super::limits::LimitsConfig>()),
         ("auth", fields::<auth::AuthConfig>()),
         ("auth.htpasswd", fields::<auth::HtpasswdAuthConfig>()),
         ("auth.token", fields::<auth::TokenAuthConfig>()),

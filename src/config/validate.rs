@@ -45,6 +45,12 @@ impl Config {
                 return Err(ConfigError::invalid(&key, message));
             }
         }
+        if self.limits.manifestsize == 0 {
+            return Err(ConfigError::invalid(
+                "limits.manifestsize",
+                "must be greater than zero (the default is 4194304, 4 MiB)",
+            ));
+        }
         if let Err(e) = trusted_proxy_nets(&self.http.trustedproxies) {
             let (key, message) = e.split_once(": ").unwrap_or(("http.trustedproxies", &e));
             return Err(ConfigError::invalid(key, message));

@@ -37,6 +37,12 @@ impl From<RegistryError> for ApiError {
             R::ManifestBlobUnknown(d) => ApiError::new(ErrorCode::ManifestBlobUnknown)
                 .detail(serde_json::json!({ "digest": d })),
             R::NameUnknown => ApiError::new(ErrorCode::NameUnknown),
+            R::TooManyUploadSessions { limit } => super::limits::too_many(
+                format!(
+                    "too many upload sessions open in this repository (limits.uploadsessionsperrepository: {limit}); finish or cancel one"
+                ),
+                super::limits::SESSIONS_RETRY_AFTER,
+            ),
             R::Unsupported(m) => ApiError::new(ErrorCode::Unsupported).message(m),
             R::Storage(crate::storage::StorageError::Exhausted { cause, detail, .. }) => {
                 exhausted(cause, &detail)

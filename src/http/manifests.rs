@@ -8,7 +8,6 @@ use http_body_util::{BodyExt, Limited};
 use super::{HttpResult, Req};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::RegistryEvent;
-use crate::oci::manifest::MAX_MANIFEST_SIZE;
 use crate::oci::name::{Reference, RepoName};
 
 const DIGEST_HEADER: HeaderName = HeaderName::from_static("docker-content-digest");
@@ -66,30 +65,32 @@ pub(super) async fn get(
 }
 
 /// Stores a manifest (201 with `Location`, `Docker-Content-Digest`, and
-/// `OCI-Subject` when it has a subject). Bodies over 4 MiB get 413.
+/// `OCI-Subject` when it has a subject). Bodies over `limits.manifestsize`
+/// (4 MiB by default) get 413.
 pub(super) async fn put(
     req: Req<'_>,
     name: &RepoName,
     reference: &Reference,
     body: Body,
 ) -> HttpResult {
+    let limit = req.st.config.limits.manifestsize;
     let too_large = || {
         ApiError::new(ErrorCode::ManifestInvalid)
             .message(format!(
-                "manifest too large: the limit is {MAX_MANIFEST_SIZE} bytes"
+                "manifest too large: the limit is {limit} bytes (limits.manifestsize)"
             ))
             .status(StatusCode::PAYLOAD_TOO_LARGE)
     };
     if req
         .header("content-length")
         .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_MANIFEST_SIZE)
+        .is_some_and(|n| n > limit)
     {
         return Err(too_large());
     }
     // The same stall limit as blob bodies (`http.bodyidletimeout`).
     let body = Body::from_stream(super::body_stream(body, req.st.config.http.bodyidletimeout));
-    let bytes = match Limited::new(body, MAX_MANIFEST_SIZE).collect().await {
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => {

@@ -14,7 +14,9 @@ pub mod endpoint;
 mod errors;
 mod events;
 pub mod forwarded;
+pub mod fuzz;
 mod head_limit;
+pub mod limits;
 mod listing;
 mod manifests;
 mod metrics;
@@ -64,6 +66,9 @@ pub struct HttpState {
     pub events: Arc<dyn crate::events::EventSink>,
     /// The web UI's session key and start time.
     pub ui: crate::ui::UiState,
+    /// `limits.uploads` / `limits.uploadsperclient`: upload requests in
+    /// progress.
+    pub uploads: Arc<limits::UploadLimiter>,
 }
 
 impl HttpState {
@@ -265,6 +270,13 @@ async fn handle(
         return Err(ApiError::new(ErrorCode::Unsupported)
             .message("the registry is in read-only mode: writes are disabled"));
     }
+    // Held until the handler returns, which is after the body is read.
+    let _upload_slot = match endpoint {
+        Endpoint::StartUpload { .. }
+        | Endpoint::PatchUpload { .. }
+        | Endpoint::PutUpload { .. } => Some(st.uploads.acquire(client)?),
+        _ => None,
+    };
     use Endpoint::*;
     match endpoint {
         Base => base(method.clone()).await,

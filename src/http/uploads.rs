@@ -174,7 +174,7 @@ fn upload_response(
 }
 
 /// Parses `<start>-<end>` (also tolerating a `bytes ` prefix and `/<total>`).
-fn parse_content_range(v: &str) -> Option<ByteRange> {
+pub(super) fn parse_content_range(v: &str) -> Option<ByteRange> {
     let v = v.trim();
     let v = v
         .strip_prefix("bytes ")

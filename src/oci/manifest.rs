@@ -40,7 +40,8 @@ pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.fore
 /// which, like Docker foreign layers, may live outside the registry.
 pub const OCI_NONDISTRIBUTABLE_LAYER_PREFIX: &str =
     "application/vnd.oci.image.layer.nondistributable.";
-/// Largest manifest accepted (4 MiB, like distribution and zot).
+/// Largest manifest accepted by default (4 MiB, like distribution and zot);
+/// `limits.manifestsize` changes it.
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
 /// Largest `size` a descriptor may carry: the specs define it as int64.
@@ -235,10 +236,20 @@ fn resolve_media_type(
 /// absent), refusing anything registry:2 would refuse or that the registry
 /// could not later serve consistently.
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, ManifestError> {
-    if body.len() > MAX_MANIFEST_SIZE {
+    parse_limited(content_type, body, MAX_MANIFEST_SIZE)
+}
+
+/// [`parse`] with the size limit `limits.manifestsize` sets instead of the
+/// default 4 MiB; `usize::MAX` for manifests already stored.
+pub fn parse_limited(
+    content_type: Option<&str>,
+    body: &[u8],
+    limit: usize,
+) -> Result<ParsedManifest, ManifestError> {
+    if body.len() > limit {
         return Err(ManifestError::TooLarge {
             size: body.len(),
-            limit: MAX_MANIFEST_SIZE,
+            limit,
         });
     }
     let value: Value =

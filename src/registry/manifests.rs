@@ -111,7 +111,7 @@ impl Registry {
         content_type: Option<&str>,
         body: Bytes,
     ) -> RegistryResult<PutManifestResult> {
-        let parsed = manifest::parse(content_type, &body)?;
+        let parsed = manifest::parse_limited(content_type, &body, self.options.manifest_size)?;
         let digest = match reference {
             Reference::Digest(d) => {
                 let actual = Digest::of(d.algorithm(), &body);
@@ -247,7 +247,7 @@ impl Registry {
                             .await?;
                     }
                 }
-                if let Ok(parsed) = manifest::parse(None, &stored.body) {
+                if let Ok(parsed) = manifest::parse_limited(None, &stored.body, usize::MAX) {
                     if let Some(subject) = parsed.subject {
                         self.remove_referrer(name, &subject.digest, digest).await?;
                     }

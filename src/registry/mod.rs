@@ -11,6 +11,7 @@ pub mod pull_through;
 mod referrers;
 pub mod repo_index;
 mod summary;
+mod upload_limits;
 mod upload_locks;
 mod uploads;
 
@@ -55,6 +56,8 @@ pub enum RegistryError {
     ManifestBlobUnknown(Digest),
     #[error("repository name unknown")]
     NameUnknown,
+    #[error("too many upload sessions open in this repository (limit {limit})")]
+    TooManyUploadSessions { limit: usize },
     #[error("{0}")]
     Unsupported(&'static str),
     /// A write into a mirrored name (403 DENIED).
@@ -84,6 +87,11 @@ pub struct RegistryOptions {
     pub delete_enabled: bool,
     /// `catalog.indexlimit`: most repository names the in-memory index holds.
     pub index_limit: usize,
+    /// `limits.manifestsize`: largest manifest body accepted.
+    pub manifest_size: usize,
+    /// `limits.uploadsessionsperrepository`: most upload sessions open at
+    /// once in one repository (zero: no limit).
+    pub upload_sessions_per_repository: usize,
 }
 
 impl Default for RegistryOptions {
@@ -91,6 +99,8 @@ impl Default for RegistryOptions {
         RegistryOptions {
             delete_enabled: false,
             index_limit: repo_index::DEFAULT_INDEX_LIMIT,
+            manifest_size: crate::oci::manifest::MAX_MANIFEST_SIZE,
+            upload_sessions_per_repository: 0,
         }
     }
 }

@@ -78,7 +78,7 @@ impl Registry {
                     Err(super::RegistryError::ManifestUnknown) => continue,
                     Err(e) => return Err(e),
                 };
-                let Ok(parsed) = manifest::parse(None, &stored.body) else {
+                let Ok(parsed) = manifest::parse_limited(None, &stored.body, usize::MAX) else {
                     continue;
                 };
                 if artifact_type.is_some() && parsed.artifact_type.as_deref() != artifact_type {

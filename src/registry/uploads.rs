@@ -79,7 +79,16 @@ impl<T: Stream<Item = std::io::Result<Bytes>> + Send + Unpin> BodyStream for T {
 
 impl Registry {
     /// Starts an upload session in repository `name`.
+    /// Errors: `TooManyUploadSessions` when the repository already has
+    /// `limits.uploadsessionsperrepository` sessions open.
     pub async fn start_upload(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
+        self.check_session_count(name).await?;
+        self.new_session(name).await
+    }
+
+    /// A new session, whatever the count (a monolithic push's own session
+    /// lives only for its request and is not limited).
+    async fn new_session(&self, name: &RepoName) -> RegistryResult<UploadStatus> {
         let id = UploadId::new_random();
         // Only the empty data file, closed by a writer so that any backend
         // can continue it: its mtime tells the purger the upload's age (no
@@ -352,7 +361,7 @@ impl Registry {
         digest: &Digest,
         body: impl BodyStream,
     ) -> RegistryResult<BlobInfo> {
-        let upload = self.start_upload(name).await?;
+        let upload = self.new_session(name).await?;
         let done = self
             .complete_upload(name, &upload.id, digest, Some(body))
             .await;

@@ -6,6 +6,7 @@
 use super::*;
 
 mod keys;
+mod limits;
 mod loading;
 mod overrides;
 mod parsing;
