@@ -208,6 +208,20 @@ impl Proc {
             .status();
     }
 
+    /// Kills the process group with SIGKILL only (a crash: no handler runs,
+    /// nothing is flushed) and reaps the leader; panics unless SIGKILL is
+    /// what ended it.
+    pub fn kill_hard(&mut self) {
+        self.signal_group("KILL");
+        let status = self.child.wait().expect("wait for the killed process");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{} ended by {status}, not by SIGKILL",
+            self.name
+        );
+    }
+
     /// Stops the process group: SIGTERM, up to `grace` to exit, then SIGKILL.
     pub fn stop(&mut self, grace: Duration) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
