@@ -25,6 +25,7 @@ declare -A PKG=(
   [ldd]=libc-bin
   [go]=golang-go
   [docker-compose]=docker-compose
+  [strace]=strace
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

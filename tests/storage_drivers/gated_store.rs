@@ -87,9 +87,8 @@ impl<S: ObjectStore> ObjectStore for GatedStore<S> {
         if *location != self.source {
             return Ok(result);
         }
-        let GetResultPayload::Stream(inner) = result.payload else {
-            return Ok(result);
-        };
+        // Without object_store's `fs` feature a stream is the only payload.
+        let GetResultPayload::Stream(inner) = result.payload;
         let (gate, parts, notify) = (self.gate, self.parts.clone(), self.part_taken.clone());
         let stream = futures::stream::unfold((inner, 0usize), move |(mut inner, read)| {
             let (parts, notify) = (parts.clone(), notify.clone());
