@@ -26,6 +26,8 @@ declare -A PKG=(
   [go]=golang-go
   [docker-compose]=docker-compose
   [strace]=strace
+  [containerd]=containerd
+  [ctr]=containerd
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

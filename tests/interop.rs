@@ -21,6 +21,7 @@ mod interop {
     mod auth;
     mod azure;
     mod buildah;
+    mod containerd;
     mod deploy;
     mod distribution;
     mod docker;
