@@ -97,6 +97,15 @@ if ! command -v moto_server >/dev/null 2>&1; then
     "$PIP" install --quiet --break-system-packages 'moto[server]'
 fi
 
+# oras-py (PyPI `oras`) for tests/interop/oras.rs: the Go `oras` CLI is in
+# neither Debian 12 nor PyPI/npm.
+if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
+  echo "install-test-deps: installing oras-py 0.2.43"
+  if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
+  "$PIP" install --quiet 'oras==0.2.43' ||
+    "$PIP" install --quiet --break-system-packages 'oras==0.2.43'
+fi
+
 # Azurite (Microsoft's Azure Storage emulator) for the Azure driver tests
 # (tests/common/azure.rs), from npm; Debian's nodejs/npm when npm is missing.
 if ! command -v azurite-blob >/dev/null 2>&1; then

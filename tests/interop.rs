@@ -27,6 +27,7 @@ mod interop {
     mod docker;
     mod garage_cluster;
     mod object_stores;
+    mod oras;
     mod podman;
     mod replicas;
     mod s3;
