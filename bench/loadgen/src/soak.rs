@@ -225,7 +225,7 @@ pub fn soak(a: &Args) -> Result<serde_json::Value, String> {
                     let img = make_image(base ^ ((ci as u64) << 40 | j as u64), size);
                     let old = (kept.len() >= KEEP).then(|| kept.remove(0));
                     let tag = format!("c{ci}-{j}");
-                    match round_of(&mut c, &tally, &repo, &tag, &img, old.as_ref(), j % 8 == 0).await {
+                    match round_of(&mut c, &tally, &repo, &tag, &img, old.as_ref(), j.is_multiple_of(8)).await {
                         Ok(()) => kept.push(img),
                         Err(e) => tally.fail(e),
                     }
