@@ -1,6 +1,6 @@
 //! An object store wrapper that proves a copy streams: reads of the source
 //! object stop after `gate` bytes until the destination's multipart upload
-//! has taken a part. A copy that buffers the whole source before writing
+//! has started a part. A copy that buffers the whole source before writing
 //! never gets past the gate, and the read fails after a deadline instead
 //! of hanging.
 
@@ -22,7 +22,7 @@ use object_store::{
 };
 use tokio::sync::Notify;
 
-/// How long a gated read waits for a part before it fails the copy.
+/// How long a gated read waits for a part to start before it fails the copy.
 const GATE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `S` with gated reads of `source` (see the module doc).
@@ -175,10 +175,12 @@ impl<S: MultipartStore> MultipartStore for GatedStore<S> {
         part_idx: usize,
         data: PutPayload,
     ) -> object_store::Result<PartId> {
-        let part = self.inner.put_part(path, id, part_idx, data).await?;
+        // Counted when the part starts: the gate must not wait for the
+        // store to finish it (Garage holds a part while a GET it serves is
+        // stalled by the gate).
         self.parts.fetch_add(1, Ordering::SeqCst);
         self.part_taken.notify_waiters();
-        Ok(part)
+        self.inner.put_part(path, id, part_idx, data).await
     }
 
     async fn complete_multipart(

@@ -211,7 +211,7 @@ async fn layout_zero_length_and_streamed_move(s: &S3Server) {
     assert_eq!(raw_keys(s, &root).await, vec![format!("{root}{blob}")]);
 
     // A driver whose single-copy limit is 1 MiB must stream a 12 MiB move:
-    // the source's read stops after 7 MiB until the destination took a
+    // the source's read stops after 7 MiB until the destination started a
     // 5 MiB part (a copy that read it all first would fail at that gate).
     let cfg = s.config(&root);
     let store = AmazonS3Builder::new()
