@@ -32,6 +32,9 @@ declare -A PKG=(
   [umount]=mount
   [losetup]=mount
   [mkfs.ext4]=e2fsprogs
+  [strace]=strace
+  [containerd]=containerd
+  [ctr]=containerd
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
@@ -99,6 +102,15 @@ if ! command -v moto_server >/dev/null 2>&1; then
   if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
   "$PIP" install --quiet 'moto[server]' ||
     "$PIP" install --quiet --break-system-packages 'moto[server]'
+fi
+
+# oras-py (PyPI `oras`) for tests/interop/oras.rs: the Go `oras` CLI is in
+# neither Debian 12 nor PyPI/npm.
+if ! python3 -c 'import oras.client' >/dev/null 2>&1; then
+  echo "install-test-deps: installing oras-py 0.2.43"
+  if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
+  "$PIP" install --quiet 'oras==0.2.43' ||
+    "$PIP" install --quiet --break-system-packages 'oras==0.2.43'
 fi
 
 # Azurite (Microsoft's Azure Storage emulator) for the Azure driver tests

@@ -7,10 +7,15 @@
 #   scripts/test.sh                  # everything
 #   scripts/test.sh --test interop   # args replace `--all-targets` in `cargo test`
 #
-# Then the fuzz targets, 20 s each (scripts/fuzz.sh; BERTH_SKIP_FUZZ=1 skips).
+# Then the fuzz targets, 10 s each here (scripts/fuzz.sh, FUZZ_SECONDS;
+# BERTH_SKIP_FUZZ=1 skips).
 #
-# CI=true turns a missing client tool into a test failure instead of a skip.
+# Every tool is installed above, so a missing one is a failure here, never a
+# silent early return counted as ok: this script exports BERTH_REQUIRE_TOOLS=1
+# (tests/common/procs.rs `in_ci()`), as CI=true does. Run `cargo test` by
+# hand to skip the tests whose tools are absent.
 set -euo pipefail
+export BERTH_REQUIRE_TOOLS="${BERTH_REQUIRE_TOOLS:-1}"
 cd "$(dirname "$0")/.."
 # garage (cargo install) lives here; the S3 tests look it up on PATH.
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,5 +38,5 @@ RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}" cargo test "$@"
 
 if [ "${BERTH_SKIP_FUZZ:-}" != 1 ]; then
   echo "== fuzz targets"
-  bash scripts/fuzz.sh
+  FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh
 fi

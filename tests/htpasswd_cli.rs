@@ -54,7 +54,7 @@ fn apache(args: &[&str]) -> Output {
 }
 
 /// True when Apache's `htpasswd` is installed. When it is missing: fails
-/// under `CI=true`, else prints a note and returns false (test skipped), as
+/// under `CI=true` or `BERTH_REQUIRE_TOOLS=1` (scripts/test.sh), else prints a note and returns false (test skipped), as
 /// `tests/common/procs.rs` `require_tools` does for the interop tests.
 fn require_htpasswd() -> bool {
     let found = Command::new("htpasswd")
@@ -66,10 +66,11 @@ fn require_htpasswd() -> bool {
     if found {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "true" || v == "1");
+    let ci = on("CI") || on("BERTH_REQUIRE_TOOLS");
     assert!(
         !ci,
-        "required tool missing: htpasswd (CI=true; run scripts/install-test-deps.sh, package apache2-utils)"
+        "required tool missing: htpasswd (CI=true or BERTH_REQUIRE_TOOLS=1; run scripts/install-test-deps.sh, package apache2-utils)"
     );
     eprintln!(
         "SKIPPED: htpasswd missing (apt-get install apache2-utils); under CI=true this fails"

@@ -21,11 +21,13 @@ mod interop {
     mod auth;
     mod azure;
     mod buildah;
+    mod containerd;
     mod deploy;
     mod distribution;
     mod docker;
     mod garage_cluster;
     mod object_stores;
+    mod oras;
     mod podman;
     mod replicas;
     mod s3;

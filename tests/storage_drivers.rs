@@ -20,6 +20,8 @@ mod clients;
 mod fs_list_cache;
 #[path = "storage_drivers/fs_moves.rs"]
 mod fs_moves;
+#[path = "storage_drivers/gated_store.rs"]
+mod gated_store;
 #[path = "common/procs.rs"]
 mod procs;
 #[path = "common/s3.rs"]

@@ -3,7 +3,6 @@
 use super::*;
 use futures::FutureExt;
 use std::net::Ipv4Addr;
-use std::thread::sleep;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -172,15 +171,17 @@ fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
     assert!(l.check(ip("::ffff:192.0.2.9")).is_err());
 }
 
-#[test]
-fn window_expiry_unblocks_and_forgets_old_failures() {
+/// On tokio's paused clock: the window passes by `advance`, not by a sleep
+/// the machine's load could stretch.
+#[tokio::test(start_paused = true)]
+async fn window_expiry_unblocks_and_forgets_old_failures() {
     let window = Duration::from_millis(200);
     let l = limiter(2, window);
     let a = ip("192.0.2.1");
     fail(&l, a);
     fail(&l, a);
     assert!(l.check(a).unwrap_err() <= window);
-    sleep(window + Duration::from_millis(50));
+    tokio::time::advance(window + Duration::from_millis(50)).await;
     assert_eq!(l.check(a), Ok(()), "unblocked after the window");
     // Counting starts over.
     fail(&l, a);
@@ -189,7 +190,7 @@ fn window_expiry_unblocks_and_forgets_old_failures() {
     // Failures spread over more than a window never block.
     let b = ip("192.0.2.2");
     fail(&l, b);
-    sleep(window + Duration::from_millis(50));
+    tokio::time::advance(window + Duration::from_millis(50)).await;
     fail(&l, b);
     assert_eq!(l.check(b), Ok(()));
 }
@@ -220,15 +221,15 @@ fn memory_stays_bounded_under_many_addresses() {
     assert!(!l.lock().contains_key(&IpAddr::V4(Ipv4Addr::from(0u32))));
 }
 
-#[test]
-fn expired_entries_are_pruned_before_evicting_live_ones() {
+#[tokio::test(start_paused = true)]
+async fn expired_entries_are_pruned_before_evicting_live_ones() {
     let window = Duration::from_millis(100);
     let l = Arc::new(LoginLimiter::with_limits(1, window, 10, 4));
     let blocked = ip("192.0.2.200");
     for i in 0..9u32 {
         fail(&l, IpAddr::V4(Ipv4Addr::from(i)));
     }
-    sleep(window + Duration::from_millis(120));
+    tokio::time::advance(window + Duration::from_millis(120)).await;
     // Blocked now, after the others expired: it must survive pruning.
     fail(&l, blocked);
     for i in 100..105u32 {

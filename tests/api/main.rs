@@ -34,7 +34,13 @@ mod ui;
 mod ui_auth;
 mod uploads;
 
+use std::sync::Arc;
+
 use axum::http::{Method, StatusCode};
+use berth::config::Config;
+use berth::oci::digest::Digest;
+use berth::storage::memory::MemoryDriver;
+use berth::storage::StorageDriver;
 use support::TestRegistry;
 
 #[tokio::test]
@@ -143,16 +149,28 @@ async fn custom_headers_from_config() {
 
 #[tokio::test]
 async fn read_only_mode_refuses_writes_and_serves_reads() {
-    // Fill a filesystem root, then serve it read-only.
-    let rw = TestRegistry::all();
-    for reg in &rw {
-        reg.push_image("ro/app", "v1", "ro").await;
-    }
-    let ro = TestRegistry::all_with(|c| {
+    // Fill a storage, then serve that same storage read-only: every write is
+    // refused and every read returns the stored content.
+    let dir = tempfile::tempdir().unwrap();
+    let mem: Arc<dyn StorageDriver> = Arc::new(MemoryDriver::new());
+    let read_only = |c: &mut Config| {
         c.storage.maintenance.readonly.enabled = true;
         c.storage.delete.enabled = true;
-    });
-    for reg in ro {
+    };
+    let pairs = [
+        (
+            TestRegistry::with_driver(mem.clone(), |c| c.storage.delete.enabled = true),
+            TestRegistry::with_driver(mem, read_only),
+        ),
+        (
+            TestRegistry::filesystem_at(dir.path(), |c| c.storage.delete.enabled = true),
+            TestRegistry::filesystem_at(dir.path(), read_only),
+        ),
+    ];
+    for (rw, reg) in pairs {
+        let (manifest, digest) = rw.push_image("ro/app", "v1", "ro").await;
+        let layer = b"layer of ro";
+        let layer_digest = Digest::sha256_of(layer);
         let r = reg
             .req(Method::POST, "/v2/ro/app/blobs/uploads/", &[], "")
             .await;
@@ -165,19 +183,47 @@ async fn read_only_mode_refuses_writes_and_serves_reads() {
             .unwrap()
             .contains("read-only"));
         let r = reg
-            .req(Method::PUT, "/v2/ro/app/manifests/v1", &[], "{}")
+            .req(Method::PUT, "/v2/ro/app/manifests/v2", &[], "{}")
             .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
         let r = reg
             .req(Method::DELETE, "/v2/ro/app/manifests/v1", &[], "")
             .await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-        // Reads still answer (404 here: this registry is empty).
+        let r = reg
+            .req(
+                Method::DELETE,
+                &format!("/v2/ro/app/blobs/{layer_digest}"),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+
+        // Reads serve what was stored, byte for byte.
+        let r = reg.get("/v2/ro/app/manifests/v1").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", reg.kind);
+        assert_eq!(r.body.as_ref(), manifest.as_slice(), "{}", reg.kind);
         assert_eq!(
-            reg.get("/v2/ro/app/manifests/v1").await.status,
-            StatusCode::NOT_FOUND
+            r.header("docker-content-digest"),
+            Some(digest.to_string().as_str())
         );
-        assert_eq!(reg.get("/v2/_catalog").await.status, StatusCode::OK);
+        let r = reg.get(&format!("/v2/ro/app/manifests/{digest}")).await;
+        assert_eq!(r.body.as_ref(), manifest.as_slice());
+        let r = reg.get(&format!("/v2/ro/app/blobs/{layer_digest}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", reg.kind);
+        assert_eq!(r.body.as_ref(), layer, "{}", reg.kind);
+        let r = reg.head(&format!("/v2/ro/app/blobs/{layer_digest}")).await;
+        assert_eq!(r.header("content-length"), Some("11"));
+        let r = reg.get("/v2/ro/app/tags/list").await;
+        assert_eq!(r.json()["tags"], serde_json::json!(["v1"]), "{}", reg.kind);
+        let r = reg.get("/v2/_catalog").await;
+        assert_eq!(
+            r.json()["repositories"],
+            serde_json::json!(["ro/app"]),
+            "{}",
+            reg.kind
+        );
     }
 }
 

@@ -247,19 +247,25 @@ async fn sha512_digests_are_verified() {
     }
 }
 
-#[tokio::test]
+/// Eight pushes of one blob at once, on four worker threads, released
+/// together by a barrier: every one is acknowledged and the stored bytes
+/// are the blob's in both repositories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_of_the_same_blob() {
     for reg in TestRegistry::all() {
         let data = vec![42u8; 100_000];
         let d = Digest::sha256_of(&data);
         let reg = std::sync::Arc::new(reg);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
         let mut tasks = Vec::new();
         for i in 0..8 {
             let reg = reg.clone();
             let data = data.clone();
             let d = d.clone();
+            let start = start.clone();
             tasks.push(tokio::spawn(async move {
                 let repo = format!("conc{}", i % 2);
+                start.wait().await;
                 reg.req(
                     Method::POST,
                     &format!("/v2/{repo}/blobs/uploads/?digest={d}"),

@@ -206,11 +206,11 @@ impl GarageCluster {
         }
     }
 
-    /// Kills node `i` outright (SIGTERM then SIGKILL at once: a crash, not a
-    /// clean shutdown) and waits for it to be gone.
+    /// Kills node `i` outright with SIGKILL alone (a crash: garage's
+    /// SIGTERM handler never runs) and waits for it to be gone.
     pub fn kill(&mut self, i: usize) {
         let mut proc = self.nodes[i].proc.take().expect("node is running");
-        proc.stop(Duration::ZERO);
+        proc.kill_hard();
     }
 
     /// Starts node `i` again on its directories; it rejoins by itself

@@ -38,9 +38,13 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// True when running under CI (`CI=true`), where missing tools are failures.
+/// True when a missing tool must fail the test instead of skipping it: under
+/// CI (`CI=true`, which `.ci/run` sets) and whenever the suite runs through
+/// `scripts/test.sh`, which installs every tool first and exports
+/// `BERTH_REQUIRE_TOOLS=1`, so no test there returns early counted as ok.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "true" || v == "1");
+    on("CI") || on("BERTH_REQUIRE_TOOLS")
 }
 
 /// Returns true when every tool is installed. When one is missing: panics
@@ -57,12 +61,12 @@ pub fn require_tools(names: &[&str]) -> bool {
     }
     if in_ci() {
         panic!(
-            "required tool(s) missing: {} (CI=true; run scripts/install-test-deps.sh)",
+            "required tool(s) missing: {} (CI=true or BERTH_REQUIRE_TOOLS=1; run scripts/install-test-deps.sh)",
             missing.join(", ")
         );
     }
     eprintln!(
-        "SKIPPED: required tool(s) missing: {} (install with scripts/install-test-deps.sh; under CI=true this fails)",
+        "SKIPPED: required tool(s) missing: {} (install with scripts/install-test-deps.sh; under CI=true, BERTH_REQUIRE_TOOLS=1 or scripts/test.sh this fails)",
         missing.join(", ")
     );
     false
@@ -202,6 +206,20 @@ impl Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+
+    /// Kills the process group with SIGKILL only (a crash: no handler runs,
+    /// nothing is flushed) and reaps the leader; panics unless SIGKILL is
+    /// what ended it.
+    pub fn kill_hard(&mut self) {
+        self.signal_group("KILL");
+        let status = self.child.wait().expect("wait for the killed process");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{} ended by {status}, not by SIGKILL",
+            self.name
+        );
     }
 
     /// Stops the process group: SIGTERM, up to `grace` to exit, then SIGKILL.

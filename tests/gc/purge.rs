@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use berth::registry::gc::purge::{purge_uploads, PurgeOptions};
+use berth::registry::gc::purge::{purge_uploads, purge_uploads_at, PurgeOptions};
 
 use crate::harness::Fixture;
 
@@ -86,9 +86,22 @@ async fn old_uploads_are_purged_fresh_ones_kept() {
 }
 
 /// berth writes no `startedat`: its uploads are aged by their data's mtime,
-/// so one idle for longer than `age` is purged and a moving one is not.
+/// so one idle for longer than `age` is purged and a moving one is not. No
+/// window on the real clock: the purge runs as of the moving upload's own
+/// storage time plus `age`, so the cutoff falls exactly between the two.
 #[tokio::test]
 async fn uploads_without_startedat_age_by_their_data() {
+    let mtime = |f: &Fixture, dir: String| {
+        let driver = f.driver.clone();
+        async move {
+            driver
+                .stat(&format!("{dir}/data"))
+                .await
+                .unwrap()
+                .modified
+                .expect("an upload's data has a modification time")
+        }
+    };
     for f in Fixture::all() {
         let idle = start(&f, "p/idle").await;
         assert!(
@@ -96,18 +109,34 @@ async fn uploads_without_startedat_age_by_their_data() {
             "{}: berth wrote a startedat",
             f.kind
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let moving = start(&f, "p/moving").await;
-        let report = purge_uploads(
+        let idle_at = mtime(&f, idle.clone()).await;
+        // Uploads started before the storage clock ticks share the idle
+        // one's time: they are as old as it is.
+        let mut older = vec![idle];
+        let (moving, moving_at) = loop {
+            let u = start(&f, "p/moving").await;
+            let at = mtime(&f, u.clone()).await;
+            if at > idle_at {
+                break (u, at);
+            }
+            older.push(u);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let age = Duration::from_secs(3600);
+        let report = purge_uploads_at(
             &f.registry,
             &PurgeOptions {
-                age: Duration::from_secs(1),
+                age,
                 dry_run: false,
             },
+            moving_at + age,
         )
         .await
         .unwrap();
-        assert_eq!(report.removed, vec![idle.clone()], "{}", f.kind);
+        let mut removed = report.removed.clone();
+        removed.sort();
+        older.sort();
+        assert_eq!(removed, older, "{}", f.kind);
         assert!(exists(&f, &moving).await, "{}", f.kind);
     }
 }

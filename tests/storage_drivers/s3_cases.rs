@@ -210,7 +210,9 @@ async fn layout_zero_length_and_streamed_move(s: &S3Server) {
     assert!(out.is_empty());
     assert_eq!(raw_keys(s, &root).await, vec![format!("{root}{blob}")]);
 
-    // A driver whose single-copy limit is 1 MiB must stream a 12 MiB move.
+    // A driver whose single-copy limit is 1 MiB must stream a 12 MiB move:
+    // the source's read stops after 7 MiB until the destination started a
+    // 5 MiB part (a copy that read it all first would fail at that gate).
     let cfg = s.config(&root);
     let store = AmazonS3Builder::new()
         .with_endpoint(&s.endpoint)
@@ -226,13 +228,21 @@ async fn layout_zero_length_and_streamed_move(s: &S3Server) {
         copy_limit: MIB as u64,
         ..DriverOptions::default()
     };
-    let small = ObjectStoreDriver::new("s3", store, &root, opts);
+    let source = Path::from(format!("{}/src", root.trim_matches('/')));
+    let gated = crate::gated_store::GatedStore::new(store, source, 7 * MIB);
+    let parts = gated.parts();
+    let small = ObjectStoreDriver::new("s3", gated, &root, opts);
     let content = pattern(7, 12 * MIB + 3);
     small
         .put_content("/src", Bytes::from(content.clone()))
         .await
         .unwrap();
     small.move_object("/src", "/dst").await.unwrap();
+    assert_eq!(
+        parts.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "12 MiB in 5 MiB parts"
+    );
     assert_eq!(small.get_content("/dst").await.unwrap(), content);
     assert_eq!(driver_kind(&small.stat("/src").await), "not_found");
     assert!(s.multipart_uploads(&root).is_empty());

@@ -13,6 +13,7 @@ mod load;
 mod net;
 mod report;
 mod setup;
+mod soak;
 mod stats;
 mod util;
 
@@ -38,6 +39,8 @@ const USAGE: &str = "usage: loadgen COMMAND [--key value ...]
   populate-repos --addr A --from R --manifest FILE --count N [--conns 16]
   list      --addr A --path P --key K [--follow 1] [--reps N]
   rss       --pid P                                 VmRSS / VmHWM in MiB
+  soak      --addr A --pid P [--clients 64] [--secs 600] [--sample 5] [--settle 15] [--repos 16]
+            mixed pushes/pulls/HEADs/listings/deletes; RSS and fds over time
   report    --raw FILE.jsonl --out FILE.json [--label L]";
 
 fn main() {
@@ -70,6 +73,7 @@ fn main() {
         "populate-repos" => setup::populate_repos(&args),
         "list" => setup::list(&args),
         "rss" => limits::rss(&args),
+        "soak" => soak::soak(&args),
         "report" => report::report(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

@@ -65,11 +65,20 @@ pub async fn purge_uploads(
     registry: &Registry,
     opts: &PurgeOptions,
 ) -> RegistryResult<PurgeReport> {
+    purge_uploads_at(registry, opts, SystemTime::now()).await
+}
+
+/// [`purge_uploads`] as if the time were `now`: tests set the cutoff
+/// between two uploads' storage times instead of sleeping past a window.
+#[doc(hidden)]
+pub async fn purge_uploads_at(
+    registry: &Registry,
+    opts: &PurgeOptions,
+    now: SystemTime,
+) -> RegistryResult<PurgeReport> {
     let started = Instant::now();
     let driver = registry.driver.as_ref();
-    let cutoff = SystemTime::now()
-        .checked_sub(opts.age)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let cutoff = now.checked_sub(opts.age).unwrap_or(SystemTime::UNIX_EPOCH);
     let layout = Layout::scan(driver).await?;
     let mut report = PurgeReport::default();
     for dir in layout.repos.values().flat_map(|r| r.uploads.iter()) {
