@@ -141,6 +141,18 @@ pub(super) async fn put(
 
 /// Deletes by digest (manifest and its tags) or by tag (untag), 202.
 pub(super) async fn delete(req: Req<'_>, name: &RepoName, reference: &Reference) -> HttpResult {
+    delete_notified(req, name, reference).await?;
+    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+}
+
+/// Deletes a manifest or tag and reports it to the notification endpoints
+/// (the manifest, then each tag that went with it, as registry:2 does):
+/// the API's DELETE and the web UI's delete form both come through here.
+pub(crate) async fn delete_notified(
+    req: Req<'_>,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<(), crate::registry::RegistryError> {
     // The tags going with a manifest, for their events (as registry:2
     // reports each untag); looked up only when someone listens.
     let tags = match reference {
@@ -183,7 +195,7 @@ pub(super) async fn delete(req: Req<'_>, name: &RepoName, reference: &Reference)
             }
         }
     }
-    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+    Ok(())
 }
 
 /// The tags of `name` currently pointing at `digest` (none on errors).

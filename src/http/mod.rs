@@ -18,7 +18,7 @@ pub mod fuzz;
 mod head_limit;
 pub mod limits;
 mod listing;
-mod manifests;
+pub(crate) mod manifests;
 mod metrics;
 pub(crate) mod middleware;
 mod mirror;

@@ -175,7 +175,17 @@ pub(super) async fn post(State(st): State<Arc<HttpState>>, request: Request) -> 
     if !v.can_delete(name.as_str()) {
         return refused(&v);
     }
-    match st.registry.delete_manifest(&name, &reference).await {
+    let identity = v.identity.clone();
+    let req = crate::http::Req {
+        st: &st,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        identity: &identity,
+        client: st.client(&parts),
+        peer: crate::http::peer_socket(&parts.extensions),
+    };
+    // As the API's DELETE: notification endpoints hear of it.
+    match crate::http::manifests::delete_notified(req, &name, &reference).await {
         Ok(()) => {
             tracing::info!(repository = %name, reference = %reference_text, user = v.user().unwrap_or("-"), "web UI: deleted");
             let what = match &reference {
