@@ -222,12 +222,21 @@ fn strict_check_turns_warnings_into_errors() {
     );
     assert!(stderr.contains("--strict"), "{stderr}");
     // Accepted-but-not-implemented keys are warnings too.
-    let file = config(d, "proxy:\n  remoteurl: https://registry-1.docker.io\n");
+    let file = config(d, "redis:\n  addr: localhost:6379\n");
     let out = berth(&["config", "check", "--strict", &file]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("`proxy` is accepted, not implemented"),
+        stderr.contains("`redis` is accepted, not implemented"),
+        "{stderr}"
+    );
+    // `proxy` is implemented: no warning, and the check explains it.
+    let file = config(d, "proxy:\n  remoteurl: https://registry-1.docker.io\n");
+    let out = berth(&["config", "check", "--strict", &file]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("proxy: every name -> https://registry-1.docker.io"),
         "{stderr}"
     );
     // A clean file passes.

@@ -416,4 +416,58 @@ mod tests {
         };
         assert!(validate(Some(&proxy), &[entry("a")]).is_err());
     }
+
+    #[test]
+    fn proxy_from_env_mirrors_from_yaml_passwords_redacted_and_described() {
+        let yaml = "version: 0.1\nstorage:\n  inmemory:\nmirrors:\n  - prefix: dockerhub\n    \
+                    remoteurl: https://registry-1.docker.io\n    username: bob\n    password: hunter2\n    \
+                    hosts: [docker.io]\n    maxsize: 10GiB\n    ttl: 0\n";
+        let (c, _) = crate::config::Config::load_str(yaml, "t", Vec::new()).unwrap();
+        let m = &c.mirrors[0];
+        assert_eq!(m.maxsize, Some(10 << 30));
+        assert_eq!(m.ttl, Duration::ZERO);
+        assert_eq!(m.tagrevalidate, DEFAULT_TAG_REVALIDATE);
+        let printed = c.to_yaml().unwrap();
+        assert!(
+            !printed.contains("hunter2") && printed.contains("***"),
+            "{printed}"
+        );
+        let lines = describe(c.proxy.as_ref(), &c.mirrors).join("\n");
+        assert!(
+            lines.contains("dockerhub/<name> -> https://registry-1.docker.io")
+                && lines.contains("library/")
+                && lines.contains("docker.io")
+                && lines.contains("credentials of \"bob\"")
+                && lines.contains("never expires")
+                && lines.contains("maxsize 10737418240 bytes")
+                && !lines.contains("hunter2"),
+            "{lines}"
+        );
+        let env = vec![
+            (
+                "REGISTRY_PROXY_REMOTEURL".to_string(),
+                "http://127.0.0.1:5000".to_string(),
+            ),
+            ("REGISTRY_PROXY_PASSWORD".to_string(), "pw".to_string()),
+        ];
+        let (c, _) =
+            crate::config::Config::load_str("version: 0.1\nstorage:\n  inmemory:\n", "t", env)
+                .unwrap();
+        let p = c.proxy.unwrap();
+        assert_eq!(
+            (p.remoteurl.as_str(), p.password.as_str()),
+            ("http://127.0.0.1:5000", "pw")
+        );
+        assert_eq!(p.ttl, DEFAULT_TTL);
+        let err = crate::config::Config::load_str(
+            "version: 0.1\nstorage:\n  inmemory:\nmirrors:\n  - prefix: a\n    remoteurl: http://x\n    tagrevalidat: 1s\n",
+            "t",
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `tagrevalidate`"),
+            "{err}"
+        );
+    }
 }

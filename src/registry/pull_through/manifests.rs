@@ -96,6 +96,19 @@ impl Registry {
                 Err(e) => Err(upstream_manifest_error(route, stats, e)),
             };
         }
+        // Concurrent misses of this manifest: one asks, the others then
+        // find it stored.
+        let _held = match self.mirrors_state() {
+            Some(m) => m.in_flight.lock(format!("{name}@{digest}")).await,
+            None => None,
+        };
+        if let Ok(m) = self
+            .get_manifest(name, &Reference::Digest(digest.clone()))
+            .await
+        {
+            MirrorStats::add(&stats.hits, 1);
+            return Ok(m.into());
+        }
         MirrorStats::add(&stats.misses, 1);
         let fetched = match upstream
             .get_manifest(&route.upstream_name, &digest.to_string())
@@ -132,16 +145,25 @@ impl Registry {
         head: bool,
     ) -> RegistryResult<ServedManifest> {
         let entry = &route.entry;
-        let local = match self.resolve(name, &Reference::Tag(tag.clone())).await {
-            Ok(d) => Some(d),
-            Err(RegistryError::ManifestUnknown) => None,
-            Err(e) => return Err(e),
+        let fresh = |m: &super::Mirrors| {
+            m.tag_checks
+                .fresh(name.as_str(), tag.as_str(), entry.tag_revalidate)
         };
+        let local = self.local_tag(name, tag).await?;
         if let Some(d) = &local {
-            if self.mirrors_state().is_some_and(|m| {
-                m.tag_checks
-                    .fresh(name.as_str(), tag.as_str(), entry.tag_revalidate)
-            }) {
+            if self.mirrors_state().is_some_and(fresh) {
+                return self.manifest_by_digest(name, route, d, head).await;
+            }
+        }
+        // Concurrent revalidations of one tag: one asks, the others then
+        // see it checked (when the interval is not zero).
+        let _held = match self.mirrors_state() {
+            Some(m) => m.in_flight.lock(format!("{name}:{tag}")).await,
+            None => None,
+        };
+        let local = self.local_tag(name, tag).await?;
+        if let Some(d) = &local {
+            if self.mirrors_state().is_some_and(fresh) {
                 return self.manifest_by_digest(name, route, d, head).await;
             }
         }
@@ -209,6 +231,15 @@ impl Registry {
             });
         }
         Ok(served)
+    }
+
+    /// The digest a tag points at in the cache, `None` when not cached.
+    async fn local_tag(&self, name: &RepoName, tag: &Tag) -> RegistryResult<Option<Digest>> {
+        match self.resolve(name, &Reference::Tag(tag.clone())).await {
+            Ok(d) => Ok(Some(d)),
+            Err(RegistryError::ManifestUnknown) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores a fetched manifest as a push would, without requiring its

@@ -95,6 +95,8 @@ pub struct Mirrors {
     fetches: Arc<fetch::Fetches>,
     tag_checks: records::TagChecks,
     pulled: records::PullRecords,
+    /// One upstream manifest request per `name@reference` at a time.
+    in_flight: records::KeyLocks,
 }
 
 impl Mirrors {
@@ -105,6 +107,7 @@ impl Mirrors {
             fetches: Arc::new(fetch::Fetches::new(limits)),
             tag_checks: records::TagChecks::default(),
             pulled: records::PullRecords::default(),
+            in_flight: records::KeyLocks::default(),
         }
     }
 

@@ -110,3 +110,52 @@ impl PullRecords {
         true
     }
 }
+
+/// Keys (`name@reference`) locked while one request asks the upstream about
+/// them, so concurrent misses of one manifest or tag make one upstream call:
+/// the others wait, then find the answer stored (or the tag just checked).
+#[derive(Default)]
+pub(super) struct KeyLocks {
+    map: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A held key; the map entry goes when the last holder or waiter is done.
+pub(super) struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: String,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyLocks {
+    /// Waits for `key`; `None` (no coalescing, never blocking) when
+    /// [`RECORD_LIMIT`] keys are locked at once.
+    pub async fn lock(&self, key: String) -> Option<KeyGuard<'_>> {
+        let lock = {
+            let mut map = self.map.lock().ok()?;
+            if map.len() >= RECORD_LIMIT && !map.contains_key(&key) {
+                return None;
+            }
+            map.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        Some(KeyGuard {
+            locks: self,
+            key,
+            lock,
+            guard: Some(guard),
+        })
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        if let Ok(mut map) = self.locks.map.lock() {
+            // The map's handle and ours: nobody else waits for the key.
+            if std::sync::Arc::strong_count(&self.lock) <= 2 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}

@@ -505,3 +505,29 @@ async fn a_stalled_upstream_is_cut_off() {
     let err = read_all(&reg, &name("hub/x"), &d).await.unwrap_err();
     assert!(err.contains("sent nothing"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_manifest_misses_make_one_upstream_call_each() {
+    let fake = Arc::new(Fake::default());
+    let d = fake.put_manifest("1.0", MANIFEST);
+    let reg = mirrored(fake.clone(), Duration::from_secs(60));
+    let n = name("hub/library/app");
+    let pulls: Vec<_> = (0..16)
+        .map(|i| {
+            let (reg, n, d) = (reg.clone(), n.clone(), d.clone());
+            tokio::spawn(async move {
+                let reference = if i % 2 == 0 {
+                    tag("1.0")
+                } else {
+                    Reference::Digest(d)
+                };
+                reg.serve_manifest(&n, &reference, false).await
+            })
+        })
+        .collect();
+    for p in pulls {
+        assert_eq!(p.await.unwrap().unwrap().digest, d);
+    }
+    assert_eq!(fake.get_manifest.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.head_manifest.load(Ordering::SeqCst), 1);
+}
