@@ -342,3 +342,65 @@ fn policies_come_from_proxy_or_mirrors() {
     assert!(!p[0].covers("hub"));
     assert!(!p[0].covers("hubx/alpine"));
 }
+
+#[tokio::test]
+async fn offline_garbage_collect_expires_by_the_configured_mirrors() {
+    let f = Fixture::filesystem();
+    let cached = f
+        .push_image(
+            "hub/library/old",
+            Some("1"),
+            "old",
+            &[b"old cached layer"],
+            None,
+        )
+        .await;
+    let local = f
+        .push_image("team/app", Some("1"), "local", &[b"local layer"], None)
+        .await;
+    pulled(&f, "hub/library/old", &cached.manifest, 30 * 24 * HOUR).await;
+    pulled(&f, "team/app", &local.manifest, 30 * 24 * HOUR).await;
+    let root = f.root.clone().unwrap();
+    let cfg = root.join("gc.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             mirrors:\n  - prefix: hub\n    remoteurl: http://127.0.0.1:9\n    ttl: 24h\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let gc = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("garbage-collect")
+            .arg(&cfg)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let dry = gc(&["--dry-run"]);
+    let line = format!(
+        "would delete manifest hub/library/old@{} (expired:",
+        cached.manifest
+    );
+    assert!(dry.contains(&line), "{dry}");
+    assert!(!dry.contains("team/app"), "{dry}");
+    assert!(f.blob_stored(&cached.layers[0]).await);
+    let real = gc(&[]);
+    assert!(
+        real.contains(&format!("deleted blob {}", cached.layers[0])),
+        "{real}"
+    );
+    assert!(!f.blob_stored(&cached.layers[0]).await);
+    for d in local.all_blobs() {
+        assert!(f.blob_stored(&d).await);
+    }
+}
