@@ -202,6 +202,7 @@ impl Maintenance {
                 dry_run: m.gc.dryrun,
                 delete_untagged: m.gc.deleteuntagged,
                 grace: m.gc.graceperiod,
+                cache: crate::registry::gc::expiry::CachePolicy::from_config(config),
             };
             tasks.push(worker::spawn_gc(registry.clone(), m.gc.interval, opts, rx));
         }

@@ -13,6 +13,7 @@ mod procs;
 
 mod gc {
     pub mod compat;
+    pub mod expiry;
     pub mod mark;
     pub mod purge;
     pub mod stress;

@@ -15,6 +15,9 @@ mod procs;
 mod mirror_client {
     pub mod support;
 }
+// dockerd, containerd and podman pulling docker.io through berth.
+#[path = "interop/mirror_clients.rs"]
+mod real_clients;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -26,6 +26,7 @@ pub(super) async fn garbage_collect(args: GcArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         delete_untagged: args.delete_untagged,
         grace: std::time::Duration::ZERO,
+        cache: crate::registry::gc::expiry::CachePolicy::from_config(&config),
     };
     let tty = std::io::stderr().is_terminal();
     let progress_shown = std::sync::atomic::AtomicBool::new(false);
@@ -54,6 +55,13 @@ pub(super) async fn garbage_collect(args: GcArgs) -> anyhow::Result<()> {
             GcEvent::ManifestRemoved(m) => {
                 clear(&progress_shown);
                 println!("{verb} manifest {}@{}", m.repository, m.digest);
+            }
+            GcEvent::ManifestExpired { manifest, reason } => {
+                clear(&progress_shown);
+                println!(
+                    "{verb} manifest {}@{} (expired: {reason})",
+                    manifest.repository, manifest.digest
+                );
             }
             GcEvent::BlobRemoved(b) => {
                 clear(&progress_shown);

@@ -19,6 +19,12 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Dockerd::start_with(&[])
+    }
+
+    /// Like [`Dockerd::start`], with extra daemon flags
+    /// (`--registry-mirror URL`).
+    pub fn start_with(extra: &[&str]) -> Dockerd {
         let dir = tempdir("berth-dkd-");
         let d = dir.path();
         for sub in ["data", "exec", "cli"] {
@@ -42,7 +48,8 @@ impl Dockerd {
             .arg("--exec-root")
             .arg(d.join("exec"))
             .arg("--pidfile")
-            .arg(d.join("docker.pid"));
+            .arg(d.join("docker.pid"))
+            .args(extra);
         let proc = Proc::spawn("dockerd", cmd, &d.join("dockerd.log"));
         let mut dockerd = Dockerd { proc, sock, dir };
         wait_until(

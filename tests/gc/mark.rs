@@ -197,7 +197,7 @@ async fn check(delete_untagged: bool) {
         let report = f
             .gc(&GcOptions {
                 dry_run: false,
-                ..opts
+                ..opts.clone()
             })
             .await;
         let mut want_removed = 0;

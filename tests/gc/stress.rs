@@ -248,6 +248,7 @@ async fn stress(f: Fixture) {
                     dry_run: false,
                     delete_untagged: runs % 2 == 1,
                     grace: GRACE,
+                    ..GcOptions::default()
                 };
                 let r = run_once(&f.registry, &opts, &no_events).await.unwrap();
                 removed += r.blobs_removed.len();

@@ -6,8 +6,13 @@
 //! in-process [`tracker::RecentDigests`]). See docs/gc.md for why online runs
 //! are safe against concurrent pushes.
 //!
+//! Before marking, pull-through cache content is expired by its mirror's
+//! `ttl` and `maxsize` (`expiry` chooses, `expire` unlinks).
+//!
 //! Also here: upload purging (`purge`) and the background workers (`worker`).
 
+mod expire;
+pub mod expiry;
 pub mod mark;
 pub mod purge;
 pub mod refs;
@@ -37,6 +42,9 @@ pub struct GcOptions {
     /// the run started is removed, and a second mark pass runs before the
     /// sweep. Zero for offline runs (the registry is stopped or read-only).
     pub grace: Duration,
+    /// Pull-through caches to expire by `ttl` and `maxsize` before marking
+    /// ([`expiry::CachePolicy::from_config`]); empty: nothing expires.
+    pub cache: Vec<expiry::CachePolicy>,
 }
 
 /// One removed (or, in a dry run, removable) blob.
@@ -70,8 +78,10 @@ pub struct GcReport {
     pub blobs_marked: usize,
     /// Blobs found in storage.
     pub blobs_scanned: usize,
-    /// Manifest revisions unlinked.
+    /// Manifest revisions unlinked (expired cache content included).
     pub manifests_removed: Vec<RemovedManifest>,
+    /// How many of those were cached manifests expired by `ttl`/`maxsize`.
+    pub manifests_expired: usize,
     /// Blobs removed.
     pub blobs_removed: Vec<RemovedBlob>,
     /// Unreferenced blobs or manifests kept because they were written, linked
@@ -97,6 +107,13 @@ pub enum GcEvent<'a> {
     },
     /// A manifest was unlinked (or would be, in a dry run).
     ManifestRemoved(&'a RemovedManifest),
+    /// A cached manifest and its tags expired (or would, in a dry run).
+    ManifestExpired {
+        /// The cache repository and digest.
+        manifest: &'a RemovedManifest,
+        /// Why (ttl or maxsize).
+        reason: &'static str,
+    },
     /// A blob was removed (or would be, in a dry run).
     BlobRemoved(&'a RemovedBlob),
 }
@@ -128,7 +145,24 @@ pub async fn run_once(
         done: 0,
         total: 0,
     });
-    let layout1 = Layout::scan(driver).await?;
+    let mut layout1 = Layout::scan(driver).await?;
+    let mut early = GcReport::default();
+    let expired = if opts.cache.is_empty() {
+        HashSet::new()
+    } else {
+        let choices =
+            expiry::select(driver, &layout1, &opts.cache, SystemTime::now(), &mut cache).await?;
+        expire::apply(
+            registry,
+            &mut layout1,
+            choices,
+            opts,
+            cutoff,
+            events,
+            &mut early,
+        )
+        .await?
+    };
     let mut marks = mark(
         driver,
         &layout1,
@@ -157,7 +191,10 @@ pub async fn run_once(
                 protected.insert((repo.clone(), digest.clone()));
             }
         }
-        let layout2 = Layout::scan(driver).await?;
+        let mut layout2 = Layout::scan(driver).await?;
+        if opts.dry_run {
+            expire::prune(&mut layout2, &expired);
+        }
         let second = mark(
             driver,
             &layout2,
@@ -184,6 +221,9 @@ pub async fn run_once(
         manifests_marked: marks.manifests_kept,
         blobs_marked: marks.blobs.len(),
         blobs_scanned: blobs.len(),
+        manifests_removed: early.manifests_removed,
+        manifests_expired: early.manifests_expired,
+        kept_recent: early.kept_recent,
         ..GcReport::default()
     };
     let mut sweeper = sweep::Sweeper {
@@ -221,6 +261,7 @@ pub async fn run_once(
         blobs_marked = report.blobs_marked,
         blobs_scanned = report.blobs_scanned,
         manifests_removed = report.manifests_removed.len(),
+        manifests_expired = report.manifests_expired,
         blobs_removed = report.blobs_removed.len(),
         kept_recent = report.kept_recent,
         bytes_freed = report.bytes_freed,
