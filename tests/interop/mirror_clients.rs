@@ -89,7 +89,6 @@ fn mirror_dockerd_registry_mirror_pulls_docker_io_through_proxy_mode() {
 /// must still be in the cache when the upstream is down afterwards (issue
 /// 15, item 6).
 #[test]
-#[ignore = "mirror-core: a HEAD miss of a tag does not cache the tag, so a tag pulled by dockerd/containerd does not resolve once the upstream is down"]
 fn mirror_dockerd_pulls_a_cached_tag_with_the_upstream_down() {
     if !require_tools(&["dockerd", "docker", "skopeo"]) {
         return;

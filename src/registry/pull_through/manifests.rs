@@ -201,22 +201,11 @@ impl Registry {
                 .await;
         }
         // The tag moved (or is new here). A manifest already cached by
-        // digest is re-tagged without a download; a HEAD of one not cached
-        // answers from the upstream's HEAD.
-        let by_digest = Reference::Digest(desc.digest.clone());
-        let cached = match self.resolve(name, &by_digest).await {
-            Ok(_) => true,
-            Err(RegistryError::ManifestUnknown) => false,
-            Err(e) => return Err(e),
-        };
-        if !cached && head {
-            return Ok(ServedManifest {
-                digest: desc.digest,
-                media_type: desc.media_type,
-                body: Bytes::new(),
-                size: desc.size,
-            });
-        }
+        // digest is re-tagged without a download. A HEAD of one not cached
+        // fetches it too: docker and containerd resolve a tag with a HEAD,
+        // then GET by digest, so only a HEAD can cache the tag, and it must,
+        // or the tag no longer resolves once the upstream is down (the
+        // client's GET by digest then finds the manifest cached).
         let served = self
             .manifest_by_digest(name, route, &desc.digest, false)
             .await?;

@@ -369,14 +369,34 @@ async fn head_of_an_uncached_manifest_does_not_download_it() {
     let d = fake.put_manifest("1", MANIFEST);
     let reg = mirrored(fake.clone(), Duration::from_secs(60));
     let n = name("hub/a");
-    let m = reg.serve_manifest(&n, &tag("1"), true).await.unwrap();
-    assert_eq!((m.digest, m.size), (d.clone(), MANIFEST.len() as u64));
+    // By digest: answered from the upstream's HEAD alone.
     let m = reg
-        .serve_manifest(&n, &Reference::Digest(d), true)
+        .serve_manifest(&n, &Reference::Digest(d.clone()), true)
         .await
         .unwrap();
     assert!(m.body.is_empty());
+    assert_eq!((m.digest, m.size), (d.clone(), MANIFEST.len() as u64));
     assert_eq!(fake.get_manifest.load(Ordering::SeqCst), 0);
+    assert!(!reg.repository_exists(&n).await.unwrap());
+}
+
+#[tokio::test]
+async fn head_of_an_uncached_tag_caches_the_tag() {
+    // docker and containerd resolve a tag with HEAD, then GET by digest:
+    // the HEAD must cache the tag, or it stops resolving when the upstream
+    // goes down.
+    let fake = Arc::new(Fake::default());
+    let d = fake.put_manifest("1", MANIFEST);
+    let reg = mirrored(fake.clone(), Duration::from_secs(60));
+    let n = name("hub/a");
+    let m = reg.serve_manifest(&n, &tag("1"), true).await.unwrap();
+    assert!(m.body.is_empty());
+    assert_eq!(
+        (m.digest.clone(), m.size),
+        (d.clone(), MANIFEST.len() as u64)
+    );
+    assert_eq!(fake.get_manifest.load(Ordering::SeqCst), 1);
+    assert_eq!(reg.resolve(&n, &tag("1")).await.unwrap(), d);
 }
 
 #[tokio::test]
