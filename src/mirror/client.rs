@@ -56,6 +56,8 @@ pub struct HttpUpstream {
     pub(super) read_idle_timeout: Duration,
     pub(super) learned: Mutex<Learned>,
     pub(super) tokens: TokenCache,
+    /// Serialises token fetches, so concurrent misses ask the realm once.
+    pub(super) token_fetch: tokio::sync::Mutex<()>,
     /// The realm host credentials were last withheld from, for errors.
     pub(super) withheld_from: Mutex<Option<String>>,
 }
@@ -149,6 +151,7 @@ impl HttpUpstream {
             read_idle_timeout: settings.read_idle_timeout,
             learned: Mutex::new(Learned::Unknown),
             tokens: TokenCache::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
             withheld_from: Mutex::new(None),
         })
     }
@@ -267,7 +270,7 @@ impl HttpUpstream {
                 .await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && on_upstream && !answered {
-                authz = Some(self.answer_challenge(&resp, &scope).await?);
+                authz = Some(self.answer_challenge(&resp, &scope, authz.as_ref()).await?);
                 answered = true;
                 continue;
             }
