@@ -20,4 +20,5 @@ mod mirror_client {
     pub mod fake;
     pub mod realm;
     pub mod support;
+    pub mod tls;
 }

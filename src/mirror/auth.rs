@@ -105,6 +105,11 @@ impl HttpUpstream {
                 if let Some(t) = self.tokens.get(scope) {
                     return Ok(t.header());
                 }
+                // One fetch at a time: concurrent misses share its token.
+                let _one = self.token_fetch.lock().await;
+                if let Some(t) = self.tokens.get(scope) {
+                    return Ok(t.header());
+                }
                 self.fetch_token(&realm, service.as_deref(), scope)
                     .await
                     .map(Some)
@@ -112,12 +117,15 @@ impl HttpUpstream {
         }
     }
 
-    /// Answers the `401` in `resp` for `scope`: a fresh bearer token when
-    /// the upstream offers `Bearer` (preferred), else Basic credentials.
+    /// Answers the `401` in `resp` to a request that carried `sent`: a
+    /// fresh bearer token when the upstream offers `Bearer` (preferred; one
+    /// that a concurrent request just fetched is shared), else Basic
+    /// credentials.
     pub(super) async fn answer_challenge(
         &self,
         resp: &Response,
         scope: &str,
+        sent: Option<&HeaderValue>,
     ) -> Result<HeaderValue, UpstreamError> {
         let challenges: Vec<Challenge> = resp
             .headers()
@@ -133,8 +141,15 @@ impl HttpUpstream {
             let realm = Url::parse(realm)
                 .map_err(|e| self.invalid(format!("Bearer challenge realm is not a URL: {e}")))?;
             let service = bearer.param("service").map(str::to_string);
-            self.tokens.remove(scope);
-            let header = self.fetch_token(&realm, service.as_deref(), scope).await?;
+            let _one = self.token_fetch.lock().await;
+            let fresh = self.tokens.get(scope).and_then(|t| t.header());
+            let header = match fresh {
+                Some(h) if Some(&h) != sent => h,
+                _ => {
+                    self.tokens.remove(scope);
+                    self.fetch_token(&realm, service.as_deref(), scope).await?
+                }
+            };
             if let Ok(mut l) = self.learned.lock() {
                 *l = Learned::Bearer { realm, service };
             }

@@ -15,23 +15,27 @@ use tokio::time::{Instant, Sleep};
 
 use crate::storage::ByteStream;
 
-/// Wraps a body stream: each chunk must arrive within `idle` of the
-/// previous one (or of the start), else the stream yields a `TimedOut`
-/// error and ends.
+/// Wraps a body stream: once the consumer asks for the next chunk, it must
+/// arrive within `idle`, else the stream yields a `TimedOut` error and
+/// ends. The clock runs only while the consumer waits, so a consumer slowed
+/// by its own client (backpressure) never trips it.
 pub struct IdleTimeout {
     inner: ByteStream,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// The clock runs (set at the first `Pending` after a chunk).
+    armed: bool,
     done: bool,
 }
 
 impl IdleTimeout {
-    /// Starts the clock now.
+    /// Wraps `inner`; the clock starts when the consumer first waits.
     pub fn new(inner: ByteStream, idle: Duration) -> IdleTimeout {
         IdleTimeout {
             inner,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
+            armed: false,
             done: false,
         }
     }
@@ -46,8 +50,7 @@ impl Stream for IdleTimeout {
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(item)) => {
-                let idle = self.idle;
-                self.sleep.as_mut().reset(Instant::now() + idle);
+                self.armed = false;
                 if item.is_err() {
                     self.done = true;
                 }
@@ -58,6 +61,11 @@ impl Stream for IdleTimeout {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                if !self.armed {
+                    let idle = self.idle;
+                    self.sleep.as_mut().reset(Instant::now() + idle);
+                    self.armed = true;
+                }
                 if self.sleep.as_mut().poll(cx).is_ready() {
                     self.done = true;
                     let secs = self.idle.as_secs_f64();
@@ -116,6 +124,26 @@ mod tests {
         assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"ab"));
         let err = s.next().await.unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_consumer_is_not_a_stalled_upstream() {
+        let late = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(Bytes::from_static(b"late"))
+        });
+        let inner: ByteStream =
+            Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"a"))]).chain(late));
+        let mut s = IdleTimeout::new(inner, Duration::from_secs(60));
+        // The consumer dawdles for longer than the idle timeout.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"a"));
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(
+            s.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"late")
+        );
         assert!(s.next().await.is_none());
     }
 

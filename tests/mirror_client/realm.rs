@@ -137,3 +137,27 @@ fn a_realm_on_the_upstreams_host_or_trusted_gets_credentials() {
         assert_eq!(asked[0].authorization.as_deref(), Some(basic.as_str()));
     });
 }
+
+#[test]
+fn concurrent_first_requests_share_one_token() {
+    runtime().block_on(async {
+        let realm = realm().await;
+        let registry = bearer_upstream(format!("{}/token", realm.url("127.0.0.1"))).await;
+        let up = upstream(
+            &registry.url("127.0.0.1"),
+            Some(("mirror", "s3cret-pw")),
+            &[],
+        );
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let up = up.clone();
+                tokio::spawn(async move { up.head_manifest("team/app", "v1").await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().is_some());
+        }
+        let asked = realm.seen();
+        assert_eq!(asked.len(), 1, "8 concurrent misses, one token: {asked:?}");
+    });
+}

@@ -139,8 +139,12 @@ impl Server {
         Server::start("docker-registry", cmd, dir, root, tail)
     }
 
+    /// `tail` may say `{PORT}` for the server's own port; for TLS servers
+    /// readiness is a TCP connect (the probe speaks plain HTTP).
     fn start(what: &str, mut cmd: Command, dir: &Path, root: &Path, tail: &str) -> Server {
         let port = free_port();
+        let tail = tail.replace("{PORT}", &port.to_string());
+        let tls = tail.contains("  tls:");
         let cfg = dir.join(format!("{what}-{port}.yml"));
         std::fs::write(
             &cfg,
@@ -160,7 +164,11 @@ impl Server {
             Duration::from_secs(30),
             || {
                 proc.assert_running();
-                http("GET", &url).is_ok()
+                if tls {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                } else {
+                    http("GET", &url).is_ok()
+                }
             },
         );
         Server { port, _proc: proc }
