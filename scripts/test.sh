@@ -19,6 +19,11 @@ export BERTH_REQUIRE_TOOLS="${BERTH_REQUIRE_TOOLS:-1}"
 cd "$(dirname "$0")/.."
 # garage (cargo install) lives here; the S3 tests look it up on PATH.
 export PATH="$HOME/.cargo/bin:$PATH"
+# A fresh CI clone gains nothing from incremental artifacts: they only double
+# the target directory's size on disk.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
+# A full disk fails the build in the linker with odd errors: say it up front.
+echo "== disk free where the build runs: $(df -h . | awk 'NR==2 {print $4}')"
 
 if [ "${BERTH_SKIP_INSTALL:-}" != 1 ]; then
   bash scripts/install-test-deps.sh
