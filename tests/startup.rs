@@ -270,3 +270,61 @@ fn cert_with_bad_arguments_writes_nothing_and_does_not_panic() {
         assert!(!out_dir.exists(), "{args:?} wrote {o}");
     }
 }
+
+/// Secrets set to a marker in the file and in `REGISTRY_*` variables never
+/// reach `config check`'s output nor `serve`'s start-up log (debug level).
+#[test]
+fn secrets_are_never_printed_by_check_or_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(
+        dir.path(),
+        "log:\n  level: debug\nmirrors:\n  - prefix: hub\n    \
+         remoteurl: http://127.0.0.1:9\n    username: bob\n    \
+         password: SECRETMIRRORPW\nnotifications:\n  endpoints:\n    - name: ci\n      \
+         url: http://hook:SECRETHOOKPW@127.0.0.1:9/hook?sig=SECRETHOOKQ\n      \
+         headers:\n        Authorization: [Bearer SECRETBEARER]\n      hmacsecret: SECRETHMAC\n\
+         redis:\n  addr: 127.0.0.1:9\n  password: SECRETREDIS\n",
+    );
+    let env = [("REGISTRY_HTTP_SECRET", "SECRETENV")];
+    let out = command(&["config", "check", &file])
+        .envs(env)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("<redacted>"), "{stdout}");
+    for s in [&stdout, &stderr] {
+        assert!(!s.contains("SECRET"), "a secret was printed:\n{s}");
+    }
+
+    let mut child = command(&["serve", &file])
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !log.contains("serving http") {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    log.push_str(&text(&out.stdout));
+    assert!(log.contains("serving http"), "berth did not start:\n{log}");
+    assert!(!log.contains("SECRET"), "a secret was logged:\n{log}");
+}

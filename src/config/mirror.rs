@@ -32,7 +32,7 @@ pub struct ProxyConfig {
     /// Upstream user (basic or token flow); empty: anonymous.
     #[serde(deserialize_with = "de::string")]
     pub username: String,
-    /// Upstream password; shown as `***` when printed.
+    /// Upstream password; shown as `<redacted>` when printed.
     #[serde(deserialize_with = "de::string", serialize_with = "redact")]
     pub password: String,
     /// How long cached content is kept after its last pull (default 168h;
@@ -72,7 +72,7 @@ pub struct MirrorConfig {
     /// Upstream user; empty: anonymous.
     #[serde(deserialize_with = "de::string")]
     pub username: String,
-    /// Upstream password; shown as `***` when printed.
+    /// Upstream password; shown as `<redacted>` when printed.
     #[serde(deserialize_with = "de::string", serialize_with = "redact")]
     pub password: String,
     /// How long cached content is kept after its last pull (default 168h;
@@ -148,7 +148,11 @@ impl Default for MirrorFetchConfig {
 }
 
 fn redact<S: Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(if s.is_empty() { "" } else { "***" })
+    ser.serialize_str(if s.is_empty() {
+        ""
+    } else {
+        super::redact::REDACTED
+    })
 }
 
 fn ser_size<S: Serializer>(v: &Option<u64>, ser: S) -> Result<S::Ok, S::Error> {
@@ -324,7 +328,7 @@ pub fn describe(proxy: Option<&ProxyConfig>, mirrors: &[MirrorConfig]) -> Vec<St
     if let Some(p) = proxy.filter(|p| !p.remoteurl.is_empty()) {
         out.push(format!(
             "proxy: every name -> {} ({}, {}, tags rechecked after {}); pushes and deletes refused",
-            p.remoteurl,
+            super::redact::url(&p.remoteurl),
             auth(&p.username),
             ttl(p.ttl),
             duration::format_go_duration(p.tagrevalidate),
@@ -342,7 +346,7 @@ pub fn describe(proxy: Option<&ProxyConfig>, mirrors: &[MirrorConfig]) -> Vec<St
         out.push(format!(
             "mirror: {}/<name> -> {}{}{} ({}, {}, {}, tags rechecked after {})",
             m.prefix,
-            m.remoteurl,
+            super::redact::url(&m.remoteurl),
             if is_docker_hub(&m.remoteurl) {
                 " (one-component names get library/)"
             } else {
@@ -429,7 +433,7 @@ mod tests {
         assert_eq!(m.tagrevalidate, DEFAULT_TAG_REVALIDATE);
         let printed = c.to_yaml().unwrap();
         assert!(
-            !printed.contains("hunter2") && printed.contains("***"),
+            !printed.contains("hunter2") && printed.contains("<redacted>"),
             "{printed}"
         );
         let lines = describe(c.proxy.as_ref(), &c.mirrors).join("\n");

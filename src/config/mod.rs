@@ -19,6 +19,7 @@ pub mod limits;
 mod log;
 pub mod mirror;
 pub mod notifications;
+pub mod redact;
 pub mod s3;
 mod storage;
 mod tree;
@@ -420,9 +421,13 @@ impl Config {
         ListenAddr::parse(&self.http.addr).map_err(|m| ConfigError::invalid("http.addr", m))
     }
 
-    /// The effective configuration as YAML, for `berth config print`.
+    /// The effective configuration as YAML, for `berth config print`, with
+    /// every secret replaced by `<redacted>` ([`redact`]).
     pub fn to_yaml(&self) -> Result<String, ConfigError> {
-        serde_yaml_ng::to_string(self).map_err(|e| ConfigError::invalid(".", e.to_string()))
+        let invalid = |e: serde_yaml_ng::Error| ConfigError::invalid(".", e.to_string());
+        let mut tree = serde_yaml_ng::to_value(self).map_err(invalid)?;
+        redact::redact_tree(&mut tree);
+        serde_yaml_ng::to_string(&tree).map_err(invalid)
     }
 
     /// Warnings about values (not keys) berth handles differently.

@@ -152,19 +152,10 @@ impl EndpointConfig {
             self.journalmaxsize as u64
         }
     }
-    /// The URL without user:password, for logs and `config check`.
+    /// The URL without user:password and query values, for logs, `config
+    /// check`, `/debug/events` and the UI's status page.
     pub fn redacted_url(&self) -> String {
-        match self.url.split_once("://") {
-            Some((scheme, rest)) => {
-                let (authority, path) = match rest.find('/') {
-                    Some(i) => rest.split_at(i),
-                    None => (rest, ""),
-                };
-                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-                format!("{scheme}://{host}{path}")
-            }
-            None => self.url.clone(),
-        }
+        super::redact::url(&self.url)
     }
 }
 
@@ -227,7 +218,7 @@ mod tests {
         };
         assert_eq!(
             e("https://u:p@h:1/x?y").redacted_url(),
-            "https://h:1/x?y".to_string()
+            "https://h:1/x?<redacted>".to_string()
         );
         assert_eq!(e("http://h/p@q").redacted_url(), "http://h/p@q");
         assert_eq!(e("http://h").redacted_url(), "http://h");

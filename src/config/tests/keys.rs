@@ -180,7 +180,13 @@ fn printed_yaml_loads_back_to_the_same_config() {
     for yaml in [DEBIAN_CONFIG, CLASSIC_CONFIG, FULL_CONFIG] {
         let (c, _) = load(yaml).unwrap();
         let printed = c.to_yaml().unwrap();
-        let (again, warnings) = load(&printed).unwrap();
+        let (mut again, warnings) = load(&printed).unwrap();
+        // Secrets print as `<redacted>` (config::redact); all else is kept.
+        assert_eq!(again.to_yaml().unwrap(), printed);
+        if !c.http.secret.is_empty() {
+            assert_eq!(again.http.secret, "<redacted>");
+            again.http.secret.clone_from(&c.http.secret);
+        }
         assert_eq!(again, c, "{printed}");
         assert!(
             warnings.iter().all(|w| !w.contains("unknown")),

@@ -10,6 +10,7 @@ mod limits;
 mod loading;
 mod overrides;
 mod parsing;
+mod redaction;
 use std::time::Duration;
 
 /// Debian's `/etc/docker/registry/config.yml` (docker-registry 2.8.2), verbatim.
