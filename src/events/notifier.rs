@@ -24,6 +24,8 @@ pub(super) struct Counters {
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub dropped: AtomicU64,
+    /// The latest failure's text, for `/debug/events` and the status page.
+    pub last_error: Mutex<Option<String>>,
 }
 
 /// One configured endpoint while serving.
@@ -231,6 +233,10 @@ async fn deliver(ep: Arc<Endpoint>, sender: Sender, mut stop: watch::Receiver<bo
                 }
                 Err(failure) => {
                     ep.counters.failed.fetch_add(1, Relaxed);
+                    *ep.counters
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(failure.to_string());
                     attempts += 1;
                     consecutive += 1;
                     tracing::warn!(endpoint = %cfg.name, event = %event.id, attempt = attempts, "notification delivery failed: {failure}");
@@ -293,6 +299,11 @@ impl EventSink for Notifier {
                     retried: c.retried.load(Relaxed),
                     dropped: c.dropped.load(Relaxed),
                     pending: ep.backlog().len() + queued,
+                    last_error: c
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
                 }
             })
             .collect()

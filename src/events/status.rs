@@ -22,6 +22,10 @@ pub struct EndpointStatus {
     pub dropped: u64,
     /// Events waiting to be delivered.
     pub pending: u64,
+    /// Why the latest failed attempt failed (status or transport error,
+    /// never the URL); `None` until one fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Appends the `berth_notifications_*` series for `endpoints`.

@@ -14,6 +14,7 @@ mod repos;
 mod route;
 pub mod session;
 mod status;
+mod status_feeds;
 mod view;
 
 use std::sync::Arc;

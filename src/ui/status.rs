@@ -1,7 +1,7 @@
 //! The status page (`/ui/status`): version, storage, auth mode, deletes and
 //! read-only mode, the repository index, the last garbage collection and
-//! uptime. Each section is one function in [`SECTIONS`]; a part of berth
-//! with figures of its own (the mirror, notifications) adds one line there.
+//! uptime; each mirror and each notification endpoint (`status_feeds`).
+//! Each kind of section is one function in [`SECTIONS`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -14,15 +14,36 @@ use super::html::{self, esc};
 use super::view::View;
 use crate::http::HttpState;
 
-/// A section: its heading and label/value rows (values are plain text,
-/// escaped when rendered). `None` hides it (e.g. a feature not configured).
-pub type Section = Option<(&'static str, Vec<(&'static str, String)>)>;
+/// A section: its heading and label/value rows (all plain text, escaped
+/// when rendered).
+pub struct Section {
+    /// The heading (may name a configured entry, so it is escaped too).
+    pub title: String,
+    /// Label and value rows.
+    pub rows: Vec<(&'static str, String)>,
+}
 
-/// The sections in page order. Add a `fn(&HttpState) -> Section` here to
-/// show more (mirror and notification figures go here once they exist).
-pub const SECTIONS: &[fn(&HttpState) -> Section] = &[server, storage, gc];
+impl Section {
+    fn new(title: impl Into<String>, rows: Vec<(&'static str, String)>) -> Vec<Section> {
+        vec![Section {
+            title: title.into(),
+            rows,
+        }]
+    }
+}
 
-fn server(st: &HttpState) -> Section {
+/// The sections in page order. A function returns no section for a
+/// feature that is not configured, one per entry for lists (mirrors,
+/// notification endpoints).
+pub const SECTIONS: &[fn(&HttpState) -> Vec<Section>] = &[
+    server,
+    storage,
+    gc,
+    super::status_feeds::mirrors,
+    super::status_feeds::notifications,
+];
+
+fn server(st: &HttpState) -> Vec<Section> {
     let auth = match (
         st.auth.enabled(),
         st.auth.is_token(),
@@ -34,7 +55,7 @@ fn server(st: &HttpState) -> Section {
         (true, true, false) => "token (external issuer)",
     };
     let started = st.ui.started.elapsed();
-    Some((
+    Section::new(
         "Server",
         vec![
             ("Version", format!("berth {}", env!("CARGO_PKG_VERSION"))),
@@ -49,15 +70,15 @@ fn server(st: &HttpState) -> Section {
             ),
             ("Uptime", html::uptime(started)),
         ],
-    ))
+    )
 }
 
-fn storage(st: &HttpState) -> Section {
+fn storage(st: &HttpState) -> Vec<Section> {
     let index = match st.registry.repo_index().size() {
         Some(n) => format!("{n} repositories"),
         None => "not built (listings walk storage)".into(),
     };
-    Some((
+    Section::new(
         "Storage",
         vec![
             // The driver's own name (what serves, whatever the file said).
@@ -72,10 +93,10 @@ fn storage(st: &HttpState) -> Section {
             ),
             ("Repository index", index),
         ],
-    ))
+    )
 }
 
-fn gc(st: &HttpState) -> Section {
+fn gc(st: &HttpState) -> Vec<Section> {
     let rows = match st.registry.gc_stats().last_run() {
         None => vec![("Last run", "none since start".to_string())],
         Some(r) => vec![
@@ -93,10 +114,10 @@ fn gc(st: &HttpState) -> Section {
             ("Runs / failures", format!("{} / {}", r.runs, r.failures)),
         ],
     };
-    Some(("Garbage collection", rows))
+    Section::new("Garbage collection", rows)
 }
 
-fn yes_no(b: bool, yes: &str, no: &str) -> String {
+pub(super) fn yes_no(b: bool, yes: &str, no: &str) -> String {
     if b { yes } else { no }.to_string()
 }
 
@@ -115,8 +136,8 @@ pub(super) async fn page(State(st): State<Arc<HttpState>>, request: Request) -> 
         );
     }
     let mut body = String::new();
-    for (title, rows) in SECTIONS.iter().filter_map(|s| s(&st)) {
-        let _ = write!(body, "<h2>{}</h2>", esc(title));
+    for Section { title, rows } in SECTIONS.iter().flat_map(|s| s(&st)) {
+        let _ = write!(body, "<h2>{}</h2>", esc(&title));
         let rows: Vec<(&str, String)> = rows.into_iter().map(|(k, v)| (k, esc(&v))).collect();
         body.push_str(&html::facts(&rows));
     }

@@ -21,7 +21,7 @@ use crate::auth::{basic, htpasswd_config, rule, users};
 use crate::support::*;
 
 /// A berth registry layer answering as an upstream would.
-struct Local {
+pub(crate) struct Local {
     reg: Registry,
     blob_gets: AtomicUsize,
 }
@@ -106,7 +106,7 @@ fn entry(prefix: &str, upstream: Arc<Local>) -> Arc<MirrorEntry> {
     })
 }
 
-fn mirror_of(
+pub(crate) fn mirror_of(
     upstream: Arc<Local>,
     proxy: bool,
     configure: impl Fn(&mut berth::config::Config),
@@ -121,7 +121,7 @@ fn mirror_of(
     })
 }
 
-async fn upstream_with_alpine() -> (TestRegistry, Arc<Local>, Vec<u8>, Digest) {
+pub(crate) async fn upstream_with_alpine() -> (TestRegistry, Arc<Local>, Vec<u8>, Digest) {
     let up = TestRegistry::memory_with(|c| c.storage.delete.enabled = true);
     let (manifest, digest) = up.push_image("library/alpine", "3.20", "alpine").await;
     let local = Arc::new(Local {

@@ -322,3 +322,112 @@ async fn repository_list_pages_and_searches() {
     assert_eq!(far.status, StatusCode::OK);
     assert!(text(&far).contains(">seed<"), "past the end: the last page");
 }
+
+/// The value a `/metrics` series shows.
+fn metric(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
+#[tokio::test]
+async fn status_shows_each_mirror_and_notification_endpoint_escaped() {
+    use berth::config::mirror::MirrorConfig;
+    use berth::config::notifications::{EndpointConfig, NotificationsConfig};
+    // A receiver accepting every event, and a port refusing connections.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(|| async { "" }));
+    let server = tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_up, upstream, _manifest, _digest) = crate::mirror_routing::upstream_with_alpine().await;
+    let reg = crate::mirror_routing::mirror_of(upstream, false, |c| {
+        c.http.debug.prometheus.enabled = true;
+        c.mirrors = vec![MirrorConfig {
+            prefix: "dockerhub".into(),
+            remoteurl: "https://upstream.test".into(),
+            ttl: std::time::Duration::from_secs(7200),
+            maxsize: Some(3 << 30),
+            ..Default::default()
+        }];
+        c.notifications = Some(NotificationsConfig {
+            endpoints: vec![
+                EndpointConfig {
+                    name: "ci<b>".into(),
+                    url: format!("http://u:SECRETPW@{hook}/hook?token=SECRETQ"),
+                    ..Default::default()
+                },
+                EndpointConfig {
+                    name: "dead".into(),
+                    url: format!("http://{dead}/hook"),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+    });
+    // A cold pull, a warm pull, and a blob through the mirror.
+    for _ in 0..2 {
+        let r = reg.get("/v2/dockerhub/alpine/manifests/3.20").await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&reg.get("/v2/dockerhub/alpine/manifests/3.20").await.body).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let b = reg
+        .get(&format!("/v2/dockerhub/alpine/blobs/{layer}"))
+        .await;
+    assert_eq!(b.status, StatusCode::OK);
+    // Wait (bounded) until one endpoint delivered and the other failed.
+    let mut page = String::new();
+    for _ in 0..200 {
+        page = text(&reg.get("/ui/status").await);
+        if !page.contains("<dt>Delivered</dt><dd>0</dd>")
+            && page.contains("<dt>Last error</dt><dd>cannot connect")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = text(&reg.get("/metrics").await);
+    let hits = metric(&metrics, "berth_mirror_hits_total{mirror=\"dockerhub\"}");
+    let misses = metric(&metrics, "berth_mirror_misses_total{mirror=\"dockerhub\"}");
+    let bytes = metric(
+        &metrics,
+        "berth_mirror_bytes_fetched_total{mirror=\"dockerhub\"}",
+    );
+    assert!(hits >= 1 && misses >= 2 && bytes > 0, "{metrics}");
+    for want in [
+        "<h2>Mirror dockerhub</h2>".to_string(),
+        "<dt>Mode</dt><dd>prefix: dockerhub/…</dd>".into(),
+        "<dt>Upstream</dt><dd>https://upstream.test</dd>".into(),
+        "<dt>TTL</dt><dd>2h</dd>".into(),
+        "<dt>Max size</dt><dd>3.0 GiB</dd>".into(),
+        format!("<dt>Hits</dt><dd>{hits}</dd>"),
+        format!("<dt>Misses</dt><dd>{misses}</dd>"),
+        "<dt>Upstream errors</dt><dd>0</dd>".into(),
+        format!("({bytes} bytes)</dd>"),
+        // Names are escaped; URLs lose credentials and query values.
+        "<h2>Notifications ci&lt;b&gt;</h2>".into(),
+        format!("<dd>http://{hook}/hook?token=&lt;redacted&gt;</dd>"),
+        "<h2>Notifications dead</h2>".into(),
+        "<dt>Last error</dt><dd>cannot connect".into(),
+        "<dt>Dropped</dt><dd>0</dd>".into(),
+        "<dt>Backlog</dt><dd>in memory</dd>".into(),
+    ] {
+        assert!(page.contains(&want), "{want} not in\n{page}");
+    }
+    assert!(!page.contains("SECRET") && !page.contains("<b>"), "{page}");
+    // The healthy endpoint delivered and has no error; the dead one none.
+    let ci =
+        &page[page.find("Notifications ci").unwrap()..page.find("Notifications dead").unwrap()];
+    assert!(ci.contains("<dt>Last error</dt><dd>none</dd>"), "{ci}");
+    assert!(!ci.contains("<dt>Delivered</dt><dd>0</dd>"), "{ci}");
+    let dead = &page[page.find("Notifications dead").unwrap()..];
+    assert!(dead.contains("<dt>Delivered</dt><dd>0</dd>"), "{dead}");
+    server.abort();
+}
