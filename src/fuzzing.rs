@@ -148,6 +148,98 @@ pub fn token(data: &[u8]) {
     let _ = crate::auth::token::parse_scopes(&text);
 }
 
+/// The mirror's `WWW-Authenticate` parser (an upstream, or anyone between
+/// it and berth, writes the header): never panics; the output is bounded,
+/// schemes and parameter names are lowercase tokens, a name appears once
+/// per challenge; printing the challenges canonically and parsing that
+/// gives the same challenges; and a Bearer realm the client would use is
+/// an absolute URL that realm pinning sends credentials only to on the
+/// upstream's own host, and never with user information in it.
+pub fn challenge(data: &[u8]) {
+    use crate::mirror::challenge::{parse_challenges, MAX_CHALLENGES, MAX_PARAMS};
+    use crate::mirror::realm::{realm_decision, RealmDecision};
+    let text = String::from_utf8_lossy(data);
+    let parsed = parse_challenges(&text);
+    assert!(parsed.len() <= MAX_CHALLENGES);
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
+    };
+    for ch in &parsed {
+        assert!(token(&ch.scheme) && ch.scheme == ch.scheme.to_ascii_lowercase());
+        assert!(ch.params.len() <= MAX_PARAMS);
+        assert!(ch.token68.is_none() || ch.params.is_empty());
+        for (i, (name, _)) in ch.params.iter().enumerate() {
+            assert!(
+                token(name) && *name == name.to_ascii_lowercase(),
+                "{name:?}"
+            );
+            assert!(
+                ch.params[..i].iter().all(|(n, _)| n != name),
+                "{name:?} twice"
+            );
+        }
+    }
+    let printed = print_challenges(&parsed);
+    assert_eq!(parse_challenges(&printed), parsed, "{printed:?}");
+    let upstream = reqwest::Url::parse("https://registry.example").ok();
+    for realm in parsed
+        .iter()
+        .filter(|c| c.scheme == "bearer")
+        .filter_map(|c| c.param("realm"))
+    {
+        let (Some(upstream), Ok(url)) = (upstream.as_ref(), reqwest::Url::parse(realm)) else {
+            continue;
+        };
+        match realm_decision(upstream, &url, &[]) {
+            RealmDecision::Credentials => {
+                assert_eq!(url.scheme(), "https", "{realm:?}");
+                assert_eq!(url.host_str(), Some("registry.example"), "{realm:?}");
+                assert!(url.username().is_empty() && url.password().is_none());
+            }
+            RealmDecision::AnonymousOnly => {
+                assert_eq!(url.scheme(), "https", "{realm:?}");
+                assert!(url.username().is_empty() && url.password().is_none());
+                assert!(url.host_str().is_some_and(|h| !h.is_empty()));
+            }
+            RealmDecision::Refused(_) => {}
+        }
+    }
+}
+
+/// Challenges as one canonical header value: `scheme p="v", q="w"`, or
+/// `scheme token68`, joined by `, `.
+fn print_challenges(challenges: &[crate::mirror::challenge::Challenge]) -> String {
+    let quote = |v: &str| {
+        let mut out = String::from("\"");
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    };
+    let mut parts = Vec::new();
+    for ch in challenges {
+        let mut s = ch.scheme.clone();
+        if let Some(t) = &ch.token68 {
+            s.push(' ');
+            s.push_str(t);
+        }
+        for (i, (name, value)) in ch.params.iter().enumerate() {
+            s.push_str(if i == 0 { " " } else { ", " });
+            s.push_str(name);
+            s.push('=');
+            s.push_str(&quote(value));
+        }
+        parts.push(s);
+    }
+    parts.join(", ")
+}
+
 /// One verifier per process (key generation is slow).
 fn token_verifier() -> Option<&'static crate::auth::token::TokenVerifier> {
     static VERIFIER: std::sync::OnceLock<Option<crate::auth::token::TokenVerifier>> =
@@ -172,7 +264,7 @@ mod tests {
     #[test]
     fn every_seed_passes_its_target() {
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 9] = [
+        let targets: [Target; 10] = [
             ("endpoint", super::endpoint),
             ("manifest", super::manifest),
             ("grammars", super::grammars),
@@ -182,6 +274,7 @@ mod tests {
             ("htpasswd", super::htpasswd),
             ("token", super::token),
             ("hashstate", super::hashstate),
+            ("challenge", super::challenge),
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
         for (name, run) in targets {

@@ -1,7 +1,7 @@
 //! `WWW-Authenticate` challenges (RFC 7235 section 4.1), parsed by a pure
 //! function that never fails: an upstream (or anyone in the path) controls
 //! the header, so malformed parts are skipped, never trusted, and the output
-//! is bounded. Fuzzed later; keep it free of I/O and allocation surprises.
+//! is bounded. Fuzzed (fuzz/fuzz_targets/challenge.rs, `crate::fuzzing::challenge`).
 
 /// At most this many challenges are kept from one header value.
 pub const MAX_CHALLENGES: usize = 16;
@@ -155,9 +155,12 @@ pub fn parse_challenges(input: &str) -> Vec<Challenge> {
             c.skip_ws();
             let clean_end = matches!(c.peek(), None | Some(b','));
             match (value, current.as_mut()) {
-                (Some(v), Some(ch)) if clean_end => add_param(ch, &lossy(name), v),
-                // A parameter before any scheme, without a value, or with
-                // garbage glued to its value: dropped.
+                // A token68 challenge has no parameters (RFC 7235).
+                (Some(v), Some(ch)) if clean_end && ch.token68.is_none() => {
+                    add_param(ch, &lossy(name), v)
+                }
+                // A parameter before any scheme, after a token68, without a
+                // value, or with garbage glued to its value: dropped.
                 _ => c.skip_element(),
             }
             continue;
