@@ -14,6 +14,7 @@ mod events {
     mod compat;
     mod delivery;
     mod docker;
+    mod mirror;
     pub mod receiver;
 }
 

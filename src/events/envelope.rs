@@ -204,7 +204,6 @@ impl Event {
             ),
             ManifestPushed(m) => ("push", manifest(m)),
             ManifestPulled(m) => ("pull", manifest(m)),
-            MirrorFetched(m) => ("mirror", manifest(m)),
         };
         Event {
             id: uuid::Uuid::new_v4().to_string(),

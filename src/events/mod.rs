@@ -51,10 +51,6 @@ pub enum RegistryEvent {
     ManifestDeleted { repository: String, digest: String },
     /// A tag was deleted (on its own, or with the manifest it pointed at).
     TagDeleted { repository: String, tag: String },
-    /// Reserved for the pull-through cache (not emitted yet): content the
-    /// mirror fetched from upstream; sent with action `mirror` so receivers
-    /// can tell it from client pushes.
-    MirrorFetched(ManifestTarget),
 }
 
 /// The manifest an event is about.

@@ -20,7 +20,25 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
         Err(RegistryError::BlobUnknown(_)) if reg.is_mirrored(name) => {
             match reg.mirror_blob(name, digest, head).await? {
                 MirrorBlob::Local(info) => info,
-                other => return super::mirror::serve_blob(req, digest, other),
+                other => {
+                    // A pull like any other (registry:2's proxy emits one
+                    // too); size 0 when the upstream sent no length.
+                    let size = match &other {
+                        MirrorBlob::HeadOnly { size } => *size,
+                        MirrorBlob::Fetching { size, .. } => size.unwrap_or(0),
+                        MirrorBlob::Local(info) => info.size,
+                    };
+                    super::events::emit(
+                        req,
+                        if head { "HEAD" } else { "GET" },
+                        RegistryEvent::BlobPulled {
+                            repository: name.to_string(),
+                            digest: digest.to_string(),
+                            size,
+                        },
+                    );
+                    return super::mirror::serve_blob(req, digest, other);
+                }
             }
         }
         other => other?,
