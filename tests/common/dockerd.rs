@@ -79,6 +79,26 @@ impl Dockerd {
         c
     }
 
+    /// `docker login HOST` with the password on stdin; whether it worked.
+    pub fn login(&self, host: &str, user: &str, password: &str) -> bool {
+        use std::io::Write as _;
+        let mut child = self
+            .docker()
+            .args(["login", "--username", user, "--password-stdin", host])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().status.success()
+    }
+
     /// `DOCKER_HOST` for other programs that talk to this daemon.
     pub fn host(&self) -> String {
         format!("unix://{}", self.sock.display())

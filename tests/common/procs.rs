@@ -421,3 +421,24 @@ impl Registry {
         self.proc.stop(Duration::from_secs(10));
     }
 }
+
+/// `berth htpasswd add FILE USER` (bcrypt, cost 4) with the password on
+/// stdin, asserting success.
+pub fn htpasswd_add(file: &Path, user: &str, password: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["htpasswd", "add"])
+        .arg(file)
+        .arg(user)
+        .args(["--cost", "4"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "berth htpasswd add {user}");
+}

@@ -4,7 +4,7 @@
 //! `ignoredmediatypes` filtering on a second endpoint.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,20 +22,7 @@ fn s(e: &Value, path: &[&str]) -> String {
 }
 
 fn login(dk: &Dockerd, host: &str) {
-    let mut child = dk
-        .docker()
-        .args(["login", "--username", "evuser", "--password-stdin", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"evpass").unwrap();
-    assert!(
-        child.wait_with_output().unwrap().status.success(),
-        "docker login"
-    );
+    assert!(dk.login(host, "evuser", "evpass"), "docker login");
 }
 
 #[test]

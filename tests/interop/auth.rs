@@ -2,7 +2,7 @@
 //! server; skopeo with credentials; Apache `htpasswd` files.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::clients::http;
@@ -44,46 +44,6 @@ impl AuthServer {
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
-}
-
-/// `berth htpasswd add FILE USER` with the password on stdin.
-fn berth_htpasswd_add(file: &Path, user: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["htpasswd", "add"])
-        .arg(file)
-        .arg(user)
-        .args(["--cost", "4"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "berth htpasswd add {user}");
-}
-
-/// `docker login` with the password on stdin; returns whether it worked.
-fn docker_login(dk: &Dockerd, host: &str, user: &str, password: &str) -> bool {
-    let mut child = dk
-        .docker()
-        .args(["login", "--username", user, "--password-stdin", host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap().status.success()
 }
 
 fn import_image(dk: &Dockerd, dir: &Path, image: &str) {
@@ -129,21 +89,21 @@ fn docker_login_with_htpasswd() {
     );
 
     assert!(
-        !docker_login(&dk, &srv.host(), "testuser", "wrong"),
+        !dk.login(&srv.host(), "testuser", "wrong"),
         "wrong password must fail"
     );
-    assert!(docker_login(&dk, &srv.host(), "testuser", "testpassword"));
+    assert!(dk.login(&srv.host(), "testuser", "testpassword"));
     let (digest, _) = dk.push(&image);
     dk.run(&["rmi", "-f", &image]);
     let out = dk.run(&["pull", &image]);
     assert!(out.contains(&digest), "{out}");
 
     // A user added with `berth htpasswd` works without a restart.
-    berth_htpasswd_add(&users, "newbie", "fresh-pass");
+    crate::procs::htpasswd_add(&users, "newbie", "fresh-pass");
     std::thread::sleep(Duration::from_millis(1500));
     dk.run(&["logout", &srv.host()]);
     assert!(
-        docker_login(&dk, &srv.host(), "newbie", "fresh-pass"),
+        dk.login(&srv.host(), "newbie", "fresh-pass"),
         "new user without restart"
     );
     dk.run(&["pull", &image]);
@@ -167,8 +127,8 @@ fn docker_login_with_builtin_token_server() {
     }
     let tmp = tempdir("berth-token-");
     let users = tmp.path().join("htpasswd");
-    berth_htpasswd_add(&users, "alice", "alice-pass");
-    berth_htpasswd_add(&users, "bob", "bob-pass");
+    crate::procs::htpasswd_add(&users, "alice", "alice-pass");
+    crate::procs::htpasswd_add(&users, "bob", "bob-pass");
     let srv = AuthServer::start(
         tmp.path(),
         &format!(
@@ -187,8 +147,8 @@ fn docker_login_with_builtin_token_server() {
     );
 
     let dk = Dockerd::start();
-    assert!(!docker_login(&dk, &srv.host(), "alice", "nope"));
-    assert!(docker_login(&dk, &srv.host(), "alice", "alice-pass"));
+    assert!(!dk.login(&srv.host(), "alice", "nope"));
+    assert!(dk.login(&srv.host(), "alice", "alice-pass"));
     let mine = format!("{}/alice/app:v1", srv.host());
     import_image(&dk, tmp.path(), &mine);
     let (digest, _) = dk.push(&mine);
@@ -202,7 +162,7 @@ fn docker_login_with_builtin_token_server() {
     assert!(!out.status.success(), "alice must not push to bob/");
     // bob may.
     dk.run(&["logout", &srv.host()]);
-    assert!(docker_login(&dk, &srv.host(), "bob", "bob-pass"));
+    assert!(dk.login(&srv.host(), "bob", "bob-pass"));
     dk.push(&theirs);
     // and bob cannot read alice's.
     dk.run(&["rmi", "-f", &mine]);

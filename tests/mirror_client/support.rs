@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use berth::oci::digest::Digest;
 use futures::StreamExt;
 
 use crate::clients::http;
+#[allow(unused_imports)] // tests/mirror.rs includes this file too
+pub use crate::procs::htpasswd_add;
 use crate::procs::{daemon_command, find_tool, free_port, wait_until, Proc};
 
 /// A multi-thread runtime: servers spawned on it keep answering while the
@@ -178,26 +180,6 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
-}
-
-/// `berth htpasswd add FILE USER` (bcrypt, cost 4) with the password on stdin.
-pub fn htpasswd_add(file: &Path, user: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["htpasswd", "add"])
-        .arg(file)
-        .arg(user)
-        .args(["--cost", "4"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "berth htpasswd add {user}");
 }
 
 /// A P-256 signing key (PKCS#8 PEM) for berth's issuer and a self-signed

@@ -172,24 +172,7 @@ fn docker_login_push_pull_over_tls() {
     let dk = Dockerd::start();
     let host = format!("localhost:{}", reg.port);
     let _ca = DockerCertsD::install(&host, &reg.ca());
-    let login = |password: &str| {
-        let mut child = dk
-            .docker()
-            .args(["login", "--username", "tlsuser", "--password-stdin", &host])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(password.as_bytes())
-            .unwrap();
-        child.wait().unwrap().success()
-    };
+    let login = |password: &str| dk.login(&host, "tlsuser", password);
     assert!(!login("wrong"), "a wrong password must not log in");
     assert!(login("tls-pass"), "docker login over TLS");
     let rootfs = reg.tmp.path().join("rootfs.tar");
