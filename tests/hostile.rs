@@ -8,6 +8,8 @@
 mod limits;
 #[path = "hostile/live.rs"]
 mod live;
+#[path = "common/loopback.rs"]
+mod loopback;
 #[path = "hostile/traversal.rs"]
 mod traversal;
 #[path = "hostile/vulns.rs"]

@@ -10,6 +10,8 @@
 
 #[path = "common/clients.rs"]
 mod clients;
+#[path = "common/loopback.rs"]
+mod loopback;
 #[path = "common/procs.rs"]
 mod procs;
 #[path = "ui_browser/seed.rs"]
@@ -18,7 +20,6 @@ mod seed;
 mod webdriver;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use base64::Engine;
 use berth::config::auth::{AccessConfig, AccessRule, AuthConfig, HtpasswdAuthConfig};
@@ -71,19 +72,7 @@ async fn live() -> Live {
         .users
         .insert("alice".into(), vec![rule(&["**"], &["*"])]);
     cfg.access = Some(access);
-    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
-    let driver = Arc::new(berth::storage::filesystem::FilesystemDriver::new(
-        dir.path().join("data"),
-    ));
-    let app = berth::app::build_app(cfg, driver).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(berth::http::server::serve_plain(
-        listener,
-        app,
-        settings,
-        std::future::pending(),
-    ));
+    let (addr, task) = loopback::serve_fs(cfg, &dir.path().join("data")).await;
     Live {
         base: format!("http://{addr}"),
         host: addr.to_string(),

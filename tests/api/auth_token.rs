@@ -8,7 +8,9 @@ use berth::config::Config;
 use crate::auth::{basic, push_as, rule, users};
 use crate::support::*;
 
-fn token_config(
+/// Auth by berth's built-in token issuer over the `users()` htpasswd file,
+/// with `access` rules.
+pub(crate) fn token_config(
     dir: &tempfile::TempDir,
     access: Option<AccessConfig>,
 ) -> impl Fn(&mut Config) + '_ {
@@ -23,6 +25,18 @@ fn token_config(
         });
         c.access = access.clone();
     }
+}
+
+/// alice may pull and push `a/*`, bob `b/*`.
+pub(crate) fn alice_a_bob_b() -> AccessConfig {
+    let mut access = AccessConfig::default();
+    access
+        .users
+        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
+    access
+        .users
+        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
+    access
 }
 
 async fn get_token(reg: &TestRegistry, auth: Option<&str>, scope: &str) -> (StatusCode, String) {
@@ -47,14 +61,7 @@ async fn get_token(reg: &TestRegistry, auth: Option<&str>, scope: &str) -> (Stat
 #[tokio::test]
 async fn builtin_token_server() {
     let dir = users();
-    let mut access = AccessConfig::default();
-    access
-        .users
-        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
-    access
-        .users
-        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
-    let reg = TestRegistry::memory_with(token_config(&dir, Some(access)));
+    let reg = TestRegistry::memory_with(token_config(&dir, Some(alice_a_bob_b())));
 
     let r = reg.get("/v2/").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);

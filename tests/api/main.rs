@@ -7,6 +7,8 @@
 mod azure;
 #[path = "../common/clients.rs"]
 mod clients;
+#[path = "../common/loopback.rs"]
+mod loopback;
 #[path = "../common/oneshot.rs"]
 mod oneshot;
 #[path = "../common/procs.rs"]

@@ -1,11 +1,8 @@
 //! The same router on a real 127.0.0.1 socket through hyper, for what only
 //! the wire shows: HEAD lengths, streamed bodies, connection handling.
 
-use std::sync::Arc;
-
 use berth::config::Config;
 use berth::oci::digest::Digest;
-use berth::storage::filesystem::FilesystemDriver;
 
 /// A server on a free loopback port, stopped when dropped.
 struct Live {
@@ -23,17 +20,8 @@ async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     let mut cfg = Config::default();
     cfg.storage.delete.enabled = true;
     configure(&mut cfg);
-    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
-    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // berth's own accept loop and hyper settings, as `berth serve` runs.
-    let task = tokio::spawn(berth::http::server::serve_plain(
-        listener,
-        app,
-        settings,
-        std::future::pending(),
-    ));
+    let (addr, task) = crate::loopback::serve_fs(cfg, dir.path()).await;
     Live {
         base: format!("http://{addr}"),
         _task: task,

@@ -51,17 +51,7 @@ fn config(configure: impl FnOnce(&mut Config)) -> Config {
 /// Plain HTTP (h2c allowed) with `configure` applied.
 async fn plain(configure: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(configure);
-    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
-    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(dir.path()))).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(berth::http::server::serve_plain(
-        listener,
-        app,
-        settings,
-        std::future::pending(),
-    ));
+    let (addr, task) = crate::loopback::serve_fs(config(configure), dir.path()).await;
     Server {
         addr,
         task,

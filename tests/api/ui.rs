@@ -20,6 +20,23 @@ pub(crate) fn cookie(r: &Resp) -> String {
     set.split(';').next().unwrap().to_string()
 }
 
+/// POSTs the login form with the session `cookie` of the form page and
+/// `body` (`csrf=...&username=...&password=...`), from the registry's own
+/// origin; returns the response.
+pub(crate) async fn login_post(reg: &TestRegistry, cookie: &str, body: String) -> Resp {
+    reg.req(
+        Method::POST,
+        "/ui/login",
+        &[
+            ("cookie", cookie),
+            ("origin", "http://registry.test"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        body,
+    )
+    .await
+}
+
 /// The CSRF token of a page (its `csrf-token` meta element; forms carry the same).
 pub(crate) fn csrf(page: &str) -> String {
     let at = page

@@ -7,8 +7,9 @@ use axum::http::{Method, StatusCode};
 use berth::config::auth::AccessConfig;
 
 use crate::auth::{basic, htpasswd_config, push_as, rule, users};
+use crate::auth_token::{alice_a_bob_b, token_config};
 use crate::support::*;
-use crate::ui::{assert_security_headers, cookie, csrf, text};
+use crate::ui::{assert_security_headers, cookie, csrf, login_post, text};
 
 fn policy() -> Option<AccessConfig> {
     let mut access = AccessConfig {
@@ -71,19 +72,7 @@ async fn anonymous_users_see_only_what_they_may_pull_and_login_shows_the_rest() 
     let (c, token) = (cookie(&form), csrf(&text(&form)));
     let post = |body: String, c: String| {
         let reg = &reg;
-        async move {
-            reg.req(
-                Method::POST,
-                "/ui/login",
-                &[
-                    ("cookie", &c),
-                    ("origin", "http://registry.test"),
-                    ("content-type", "application/x-www-form-urlencoded"),
-                ],
-                body,
-            )
-            .await
-        }
+        async move { login_post(reg, &c, body).await }
     };
     let r = post(
         format!("csrf={token}&username=alice&password=wrong&next=%2Fui%2F"),
@@ -358,27 +347,8 @@ async fn no_delete_buttons_when_deletes_are_off_or_not_allowed() {
 
 #[tokio::test]
 async fn builtin_token_issuer_users_log_in_and_see_their_repositories() {
-    use berth::config::auth::{AuthConfig, TokenAuthConfig};
     let dir = users();
-    let mut access = AccessConfig::default();
-    access
-        .users
-        .insert("alice".into(), vec![rule(&["a/*"], &["pull", "push"])]);
-    access
-        .users
-        .insert("bob".into(), vec![rule(&["b/*"], &["pull", "push"])]);
-    let htpasswd = dir.path().join("htpasswd").display().to_string();
-    let reg = TestRegistry::memory_with(move |c| {
-        c.auth = Some(AuthConfig {
-            token: Some(TokenAuthConfig {
-                builtin: true,
-                htpasswd: htpasswd.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        c.access = Some(access.clone());
-    });
+    let reg = TestRegistry::memory_with(token_config(&dir, Some(alice_a_bob_b())));
     assert_eq!(
         push_as(&reg, "a/one", &basic("alice", "alicepw")).await,
         StatusCode::CREATED
@@ -392,21 +362,15 @@ async fn builtin_token_issuer_users_log_in_and_see_their_repositories() {
     assert!(!anon.contains("a/one") && !anon.contains("b/two"), "{anon}");
     let form = reg.get("/ui/login").await;
     assert_eq!(form.status, StatusCode::OK);
-    let r = reg
-        .req(
-            Method::POST,
-            "/ui/login",
-            &[
-                ("cookie", &cookie(&form)),
-                ("origin", "http://registry.test"),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            format!(
-                "csrf={}&username=alice&password=alicepw",
-                csrf(&text(&form))
-            ),
-        )
-        .await;
+    let r = login_post(
+        &reg,
+        &cookie(&form),
+        format!(
+            "csrf={}&username=alice&password=alicepw",
+            csrf(&text(&form))
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", text(&r));
     let session = cookie(&r);
     let page = text(
@@ -428,18 +392,12 @@ async fn login_form_failures_hit_the_api_login_throttle() {
     let (c, token) = (cookie(&form), csrf(&text(&form)));
     let mut statuses = Vec::new();
     for _ in 0..30 {
-        let r = reg
-            .req(
-                Method::POST,
-                "/ui/login",
-                &[
-                    ("cookie", &c),
-                    ("origin", "http://registry.test"),
-                    ("content-type", "application/x-www-form-urlencoded"),
-                ],
-                format!("csrf={token}&username=alice&password=wrong"),
-            )
-            .await;
+        let r = login_post(
+            &reg,
+            &c,
+            format!("csrf={token}&username=alice&password=wrong"),
+        )
+        .await;
         statuses.push(r.status);
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             assert!(text(&r).contains("Too many failed"));

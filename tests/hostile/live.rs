@@ -4,11 +4,9 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use berth::config::Config;
 use berth::oci::digest::Digest;
-use berth::storage::filesystem::FilesystemDriver;
 
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -39,16 +37,7 @@ pub async fn live_with(configure: impl Fn(&mut Config)) -> Live {
     std::fs::create_dir(&root).unwrap();
     let mut cfg = Config::default();
     configure(&mut cfg);
-    let settings = berth::http::server::ConnSettings::from_config(&cfg.http);
-    let app = berth::app::build_app(cfg, Arc::new(FilesystemDriver::new(&root))).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(berth::http::server::serve_plain(
-        listener,
-        app,
-        settings,
-        std::future::pending(),
-    ));
+    let (addr, task) = crate::loopback::serve_fs(cfg, &root).await;
     Live {
         base: format!("http://{addr}"),
         root,
