@@ -10,6 +10,8 @@ mod limits;
 mod live;
 #[path = "common/loopback.rs"]
 mod loopback;
+#[path = "common/oci_bodies.rs"]
+mod oci_bodies;
 #[path = "hostile/traversal.rs"]
 mod traversal;
 #[path = "hostile/vulns.rs"]

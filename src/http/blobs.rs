@@ -12,6 +12,19 @@ use crate::oci::name::RepoName;
 use crate::registry::pull_through::MirrorBlob;
 use crate::registry::RegistryError;
 
+/// Reports a served blob: registry:2 reports GET and HEAD alike as pulls.
+fn pulled(req: Req<'_>, name: &RepoName, digest: &Digest, size: u64, head: bool) {
+    super::events::emit(
+        req,
+        if head { "HEAD" } else { "GET" },
+        RegistryEvent::BlobPulled {
+            repository: name.to_string(),
+            digest: digest.to_string(),
+            size,
+        },
+    );
+}
+
 /// Serves a blob with `Docker-Content-Digest`, `ETag` and byte ranges
 /// (200/206/304/307, 416 for unsatisfiable ranges, 404 BLOB_UNKNOWN).
 pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bool) -> HttpResult {
@@ -28,15 +41,7 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
                         MirrorBlob::Fetching { size, .. } => size.unwrap_or(0),
                         MirrorBlob::Local(info) => info.size,
                     };
-                    super::events::emit(
-                        req,
-                        if head { "HEAD" } else { "GET" },
-                        RegistryEvent::BlobPulled {
-                            repository: name.to_string(),
-                            digest: digest.to_string(),
-                            size,
-                        },
-                    );
+                    pulled(req, name, digest, size, head);
                     return super::mirror::serve_blob(req, digest, other);
                 }
             }
@@ -56,16 +61,7 @@ pub(super) async fn get(req: Req<'_>, name: &RepoName, digest: &Digest, head: bo
         )
             .into_response());
     }
-    // registry:2 reports GET and HEAD alike as pulls.
-    super::events::emit(
-        req,
-        if head { "HEAD" } else { "GET" },
-        RegistryEvent::BlobPulled {
-            repository: name.to_string(),
-            digest: digest.to_string(),
-            size: info.size,
-        },
-    );
+    pulled(req, name, digest, info.size, head);
     if !head && !req.st.config.storage.redirect.disable {
         if let Some(url) = reg.blob_redirect_url(digest).await? {
             return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response());

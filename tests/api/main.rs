@@ -9,6 +9,8 @@ mod azure;
 mod clients;
 #[path = "../common/loopback.rs"]
 mod loopback;
+#[path = "../common/oci_bodies.rs"]
+mod oci_bodies;
 #[path = "../common/oneshot.rs"]
 mod oneshot;
 #[path = "../common/procs.rs"]

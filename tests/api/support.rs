@@ -308,8 +308,7 @@ impl TestRegistry {
     }
 }
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::oci_bodies::{OCI_INDEX, OCI_MANIFEST};
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -320,16 +319,13 @@ pub fn image_manifest(
     layers: &[(Digest, usize)],
     subject: Option<(&Digest, usize)>,
 ) -> Vec<u8> {
-    let layers: Vec<_> = layers
-        .iter()
-        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s}))
-        .collect();
-    let mut m = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_size},
-        "layers": layers,
-    });
+    let layers: Vec<(&Digest, usize)> = layers.iter().map(|(d, s)| (d, *s)).collect();
+    let mut m = crate::oci_bodies::oci_image(
+        config,
+        config_size,
+        &layers,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    );
     if let Some((d, s)) = subject {
         m["subject"] =
             serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": s});

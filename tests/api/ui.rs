@@ -400,10 +400,17 @@ async fn status_shows_each_mirror_and_notification_endpoint_escaped() {
         .await;
     assert_eq!(b.status, StatusCode::OK);
     // Wait (bounded) until one endpoint delivered and the other failed.
+    let section = |page: &str, from: &str, to: &str| -> String {
+        let start = page.find(from).unwrap_or(0);
+        let end = page[start..].find(to).map_or(page.len(), |e| start + e);
+        page[start..end].to_string()
+    };
+    // Each GET of a manifest or blob above is one event (4 in all).
     let mut page = String::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
         page = text(&reg.get("/ui/status").await);
-        if !page.contains("<dt>Delivered</dt><dd>0</dd>")
+        let ci = section(&page, "Notifications ci", "Notifications dead");
+        if ci.contains("<dt>Delivered</dt><dd>4</dd>")
             && page.contains("<dt>Last error</dt><dd>cannot connect")
         {
             break;
@@ -440,11 +447,12 @@ async fn status_shows_each_mirror_and_notification_endpoint_escaped() {
     }
     assert!(!page.contains("SECRET") && !page.contains("<b>"), "{page}");
     // The healthy endpoint delivered and has no error; the dead one none.
-    let ci =
-        &page[page.find("Notifications ci").unwrap()..page.find("Notifications dead").unwrap()];
+    let ci = section(&page, "Notifications ci", "Notifications dead");
     assert!(ci.contains("<dt>Last error</dt><dd>none</dd>"), "{ci}");
-    assert!(!ci.contains("<dt>Delivered</dt><dd>0</dd>"), "{ci}");
-    let dead = &page[page.find("Notifications dead").unwrap()..];
+    assert!(ci.contains("<dt>Delivered</dt><dd>4</dd>"), "{ci}");
+    assert!(ci.contains("<dt>Queue depth</dt><dd>0</dd>"), "{ci}");
+    let dead = section(&page, "Notifications dead", "</main>");
     assert!(dead.contains("<dt>Delivered</dt><dd>0</dd>"), "{dead}");
+    assert!(dead.contains("<dt>Queue depth</dt><dd>4</dd>"), "{dead}");
     server.abort();
 }

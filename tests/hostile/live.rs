@@ -8,10 +8,7 @@ use std::path::PathBuf;
 use berth::config::Config;
 use berth::oci::digest::Digest;
 
-/// OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::oci_bodies::{OCI_INDEX, OCI_MANIFEST};
 
 /// A running server, stopped when dropped.
 pub struct Live {
@@ -114,16 +111,12 @@ pub fn image_manifest(
     layers: &[(&Digest, usize)],
     annotations: Option<serde_json::Value>,
 ) -> Vec<u8> {
-    let layers: Vec<_> = layers
-        .iter()
-        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d.to_string(), "size": s}))
-        .collect();
-    let mut m = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_size},
-        "layers": layers,
-    });
+    let mut m = crate::oci_bodies::oci_image(
+        config,
+        config_size,
+        layers,
+        "application/vnd.oci.image.layer.v1.tar",
+    );
     if let Some(a) = annotations {
         m["annotations"] = a;
     }
