@@ -215,6 +215,7 @@ fn redact_mapping(m: &mut Mapping) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
