@@ -25,6 +25,7 @@ mod mirror;
 pub mod ready;
 pub mod server;
 mod token;
+mod upload_pace;
 mod uploads;
 
 use std::sync::Arc;
@@ -271,11 +272,15 @@ async fn handle(
             .message("the registry is in read-only mode: writes are disabled"));
     }
     // Held until the handler returns, which is after the body is read.
-    let _upload_slot = match endpoint {
+    let _present = st.uploads.pacer.enter(client);
+    let (body, _upload_slot) = match endpoint {
         Endpoint::StartUpload { .. }
         | Endpoint::PatchUpload { .. }
-        | Endpoint::PutUpload { .. } => Some(st.uploads.acquire(client)?),
-        _ => None,
+        | Endpoint::PutUpload { .. } => {
+            let slot = st.uploads.acquire(client)?;
+            (st.uploads.pacer.pace(client, body), Some(slot))
+        }
+        _ => (body, None),
     };
     use Endpoint::*;
     match endpoint {
