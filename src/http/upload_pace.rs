@@ -256,7 +256,10 @@ mod tests {
         tokio::time::advance(RECENT / 2).await;
         let now = Instant::now();
         assert_eq!(p.charge(ip(1), 2 << 20, now), Duration::from_secs(1));
-        assert!(p.lock().in_flight.len() == 1, "only addresses in progress are kept");
+        assert!(
+            p.lock().in_flight.len() == 1,
+            "only addresses in progress are kept"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -265,11 +268,16 @@ mod tests {
         let p = UploadPacer::new(1 << 20);
         let _mine = p.enter(ip(1));
         let _other = p.enter(ip(2));
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            (0..4u8).map(|i| Ok(Bytes::from(vec![i; 1 << 20]))).collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..4u8)
+            .map(|i| Ok(Bytes::from(vec![i; 1 << 20])))
+            .collect();
         let body = p.pace(ip(1), Body::from_stream(futures::stream::iter(chunks)));
         let start = Instant::now();
-        let all = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let all = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         assert_eq!(all.len(), 4 << 20);
         assert!(all[(3 << 20)..].iter().all(|b| *b == 3));
         // 1 MiB of burst, then 3 MiB at 1 MiB/s (paused clock: exact).
