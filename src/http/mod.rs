@@ -277,7 +277,13 @@ async fn handle(
         Endpoint::StartUpload { .. }
         | Endpoint::PatchUpload { .. }
         | Endpoint::PutUpload { .. } => {
-            let slot = st.uploads.acquire(client)?;
+            let slot = match st.uploads.acquire(client) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    st.uploads.pacer.refused(client).await;
+                    return Err(e);
+                }
+            };
             (st.uploads.pacer.pace(client, body), Some(slot))
         }
         _ => (body, None),

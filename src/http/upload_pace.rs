@@ -31,6 +31,14 @@ pub const RECENT: Duration = Duration::from_secs(1);
 /// Bytes a paced address may send at once before the pace applies.
 const BURST: u64 = 1 << 20;
 
+/// What one refused upload request costs its address's pace, in bytes:
+/// a client sending upload requests back to back past its limit spends
+/// the server's CPU on 429s (thousands a second) instead of bytes.
+const REFUSED_COST: u64 = 64 << 10;
+
+/// Longest a 429 is held back: no longer than its `Retry-After`.
+const MAX_REFUSAL_WAIT: Duration = Duration::from_secs(1);
+
 /// Most addresses whose pace debt is remembered; past it the paid-up ones
 /// are dropped, and if none is, a new address goes unpaced until one is.
 const MAX_DEBTORS: usize = 4096;
@@ -132,6 +140,19 @@ impl UploadPacer {
         let at = from + Duration::from_secs_f64(bytes as f64 / self.rate as f64);
         t.ready_at.insert(client, at);
         at.saturating_duration_since(now)
+    }
+
+    /// Before a 429 for an upload request past `client`'s limits: waits
+    /// as long as the address's pace asks (at most [`MAX_REFUSAL_WAIT`]),
+    /// counting the refusal as [`REFUSED_COST`] bytes, so a flood of
+    /// refused requests is slowed like a flood of bytes. Unpaced (no other
+    /// address present), it returns at once.
+    pub async fn refused(&self, client: Option<IpAddr>) {
+        let now = Instant::now();
+        let delay = self.charge(client, REFUSED_COST, now).min(MAX_REFUSAL_WAIT);
+        if !delay.is_zero() {
+            tokio::time::sleep_until(now + delay).await;
+        }
     }
 
     /// Wraps an upload request's body so that reading it follows `client`'s
@@ -282,6 +303,30 @@ mod tests {
         assert!(all[(3 << 20)..].iter().all(|b| *b == 3));
         // 1 MiB of burst, then 3 MiB at 1 MiB/s (paused clock: exact).
         assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_held_back_while_others_are_served() {
+        let p = UploadPacer::new(REFUSED_COST);
+        let _mine = p.enter(ip(1));
+        // Alone: at once, however many.
+        let start = Instant::now();
+        for _ in 0..100 {
+            p.refused(ip(1)).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // Another address present: each refusal costs a second of the
+        // pace (after the burst), and no wait exceeds Retry-After.
+        let _other = p.enter(ip(2));
+        let start = Instant::now();
+        for _ in 0..(BURST / REFUSED_COST + 3) {
+            p.refused(ip(1)).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        let before = Instant::now();
+        p.charge(ip(1), 100 * REFUSED_COST, before);
+        p.refused(ip(1)).await;
+        assert_eq!(before.elapsed(), MAX_REFUSAL_WAIT);
     }
 
     #[test]

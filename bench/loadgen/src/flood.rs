@@ -27,7 +27,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// What the flood did in one window.
 #[derive(Default)]
 struct Tally {
-    bytes: AtomicU64,
+    bytes: Arc<AtomicU64>,
     patches: AtomicU64,
     refused: AtomicU64,
     admitted: AtomicU64,
@@ -85,6 +85,7 @@ pub fn flood(a: &Args) -> Result<serde_json::Value, String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
         let t0 = Instant::now();
+        let bytes0 = tally.bytes.load(Ordering::Relaxed);
         let l = pull_window(
             puller,
             addr,
@@ -94,6 +95,7 @@ pub fn flood(a: &Args) -> Result<serde_json::Value, String> {
             pulls,
         )?;
         let secs = t0.elapsed().as_secs_f64();
+        let bytes = tally.bytes.load(Ordering::Relaxed) - bytes0;
         running.store(false, Ordering::Relaxed);
         // Uploads still streaming are cut off (their sessions are left to
         // the purger; bench/flood removes the storage root at the end).
@@ -102,7 +104,6 @@ pub fn flood(a: &Args) -> Result<serde_json::Value, String> {
             t.abort();
             let _ = frt.block_on(t);
         }
-        let bytes = tally.bytes.load(Ordering::Relaxed);
         windows.push(json!({
             "quiet_p50_ms": round(pct_ms(&sorted(&q), 50.0), 3),
             "loaded_p50_ms": round(pct_ms(&sorted(&l), 50.0), 3),
@@ -235,6 +236,7 @@ async fn hog(
     let mut chunk = vec![0u8; 1 << 20];
     fill_random(&mut chunk, seed + 1);
     let mut c = Conn::new(from, addr);
+    c.sent = t.bytes.clone();
     while running.load(Ordering::Relaxed) {
         let Ok(r) = c
             .send("POST", "/v2/flood/hog/blobs/uploads/", &[], &[], 0)
@@ -266,7 +268,6 @@ async fn hog(
             .await
         {
             Ok(r) if r.status == 202 => {
-                t.bytes.fetch_add(patch, Ordering::Relaxed);
                 t.patches.fetch_add(1, Ordering::Relaxed);
             }
             Ok(r) if r.status == 429 => {

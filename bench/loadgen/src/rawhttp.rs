@@ -36,6 +36,8 @@ pub struct Conn {
     server: SocketAddr,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
+    /// Request body bytes written, counted as they go.
+    pub sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Conn {
@@ -45,6 +47,7 @@ impl Conn {
             server,
             stream: None,
             buf: Vec::new(),
+            sent: Default::default(),
         }
     }
 
@@ -98,6 +101,7 @@ impl Conn {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
+        let sent = self.sent.clone();
         let s = self.stream().await?;
         s.write_all(head.as_bytes())
             .await
@@ -109,6 +113,7 @@ impl Conn {
                 .await
                 .map_err(|e| format!("write body: {e}"))?;
             left -= n as u64;
+            sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         let resp = self.read_resp(method == "HEAD").await?;
         if resp
