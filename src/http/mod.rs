@@ -272,7 +272,9 @@ async fn handle(
             .message("the registry is in read-only mode: writes are disabled"));
     }
     // Held until the handler returns, which is after the body is read.
-    let _present = st.uploads.pacer.enter(client);
+    // `GET /v2/` (version checks, load balancers' health checks) does not
+    // make an address present for upload pacing.
+    let _present = (!matches!(endpoint, Endpoint::Base)).then(|| st.uploads.pacer.enter(client));
     let (body, _upload_slot) = match endpoint {
         Endpoint::StartUpload { .. }
         | Endpoint::PatchUpload { .. }

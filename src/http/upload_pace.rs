@@ -4,7 +4,8 @@
 //! at full speed (reading the socket, hashing, writing) took the CPU from
 //! another address's pulls (docs/reliability.md, "the flood test").
 //!
-//! While another client address has a request in progress, or had one in
+//! While another client address has a request in progress (other than
+//! `GET /v2/`, which `dispatch` does not count), or had one in
 //! the last [`RECENT`], the bytes of one address's upload bodies are paced
 //! to `limits.uploadrateperclient` bytes per second, all its uploads
 //! together: the body is simply read more slowly, so TCP holds the sender
