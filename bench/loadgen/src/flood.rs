@@ -147,7 +147,7 @@ fn sorted(v: &[u32]) -> Vec<u32> {
 async fn seed(from: IpAddr, addr: SocketAddr, layer: &[u8]) -> Result<(String, String), String> {
     let mut c = Conn::new(from, addr);
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    for data in [&layer[..], &config[..]] {
+    for data in [layer, &config[..]] {
         let d = digest(data);
         let r = c
             .send(
