@@ -21,6 +21,10 @@ pub struct LimitsConfig {
     /// Upload sessions open at once in one repository (started and not
     /// yet finished, cancelled or purged).
     pub uploadsessionsperrepository: usize,
+    /// Bytes per second one client address's upload bodies are read at,
+    /// all its uploads together, while another address is being served
+    /// (see `http::upload_pace`).
+    pub uploadrateperclient: u64,
 }
 
 /// `limits.uploads` default.
@@ -32,6 +36,10 @@ pub const DEFAULT_UPLOADS_PER_CLIENT: usize = 64;
 pub const DEFAULT_MANIFEST_SIZE: usize = crate::oci::manifest::MAX_MANIFEST_SIZE;
 /// `limits.uploadsessionsperrepository` default.
 pub const DEFAULT_UPLOAD_SESSIONS_PER_REPOSITORY: usize = 1000;
+/// `limits.uploadrateperclient` default: 32 MiB/s, about a quarter of a
+/// 1 Gbit/s link, for one address while others are served (measured in
+/// docs/reliability.md, "the flood test").
+pub const DEFAULT_UPLOAD_RATE_PER_CLIENT: u64 = 32 << 20;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -40,6 +48,7 @@ impl Default for LimitsConfig {
             uploadsperclient: DEFAULT_UPLOADS_PER_CLIENT,
             manifestsize: DEFAULT_MANIFEST_SIZE,
             uploadsessionsperrepository: DEFAULT_UPLOAD_SESSIONS_PER_REPOSITORY,
+            uploadrateperclient: DEFAULT_UPLOAD_RATE_PER_CLIENT,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderValue};
 
+use super::upload_pace::UploadPacer;
 use crate::config::limits::LimitsConfig;
 use crate::error::{ApiError, ErrorCode};
 
@@ -29,6 +30,8 @@ pub struct UploadLimiter {
     total_limit: usize,
     per_client_limit: usize,
     counts: Mutex<Counts>,
+    /// `limits.uploadrateperclient`: who is present, and the upload pace.
+    pub pacer: Arc<UploadPacer>,
 }
 
 #[derive(Default)]
@@ -50,6 +53,7 @@ impl UploadLimiter {
             total_limit: limits.uploads,
             per_client_limit: limits.uploadsperclient,
             counts: Mutex::new(Counts::default()),
+            pacer: UploadPacer::new(limits.uploadrateperclient),
         })
     }
 

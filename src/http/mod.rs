@@ -25,6 +25,7 @@ mod mirror;
 pub mod ready;
 pub mod server;
 mod token;
+mod upload_pace;
 mod uploads;
 
 use std::sync::Arc;
@@ -271,11 +272,23 @@ async fn handle(
             .message("the registry is in read-only mode: writes are disabled"));
     }
     // Held until the handler returns, which is after the body is read.
-    let _upload_slot = match endpoint {
+    // `GET /v2/` (version checks, load balancers' health checks) does not
+    // make an address present for upload pacing.
+    let _present = (!matches!(endpoint, Endpoint::Base)).then(|| st.uploads.pacer.enter(client));
+    let (body, _upload_slot) = match endpoint {
         Endpoint::StartUpload { .. }
         | Endpoint::PatchUpload { .. }
-        | Endpoint::PutUpload { .. } => Some(st.uploads.acquire(client)?),
-        _ => None,
+        | Endpoint::PutUpload { .. } => {
+            let slot = match st.uploads.acquire(client) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    st.uploads.pacer.refused(client).await;
+                    return Err(e);
+                }
+            };
+            (st.uploads.pacer.pace(client, body), Some(slot))
+        }
+        _ => (body, None),
     };
     use Endpoint::*;
     match endpoint {

@@ -431,6 +431,9 @@ async fn copy_body(
             h.update(&chunk);
         }
         writer.write(&chunk).await?;
+        // A body that always has data ready never makes this loop wait:
+        // give the worker thread to other requests' tasks now and then.
+        tokio::task::coop::consume_budget().await;
     }
     Ok(())
 }

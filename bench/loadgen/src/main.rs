@@ -7,10 +7,12 @@
 
 mod args;
 mod blob;
+mod flood;
 mod layout;
 mod limits;
 mod load;
 mod net;
+mod rawhttp;
 mod report;
 mod setup;
 mod soak;
@@ -41,6 +43,8 @@ const USAGE: &str = "usage: loadgen COMMAND [--key value ...]
   rss       --pid P                                 VmRSS / VmHWM in MiB
   soak      --addr A --pid P [--clients 64] [--secs 600] [--sample 5] [--settle 15] [--repos 16]
             mixed pushes/pulls/HEADs/listings/deletes; RSS and fds over time
+  flood     --addr A [--pulls 200] [--rounds 3] [--hogs 4] [--extra 8] [--blob BYTES] [--patch BYTES]
+            [--flooder 127.0.0.1] [--puller 127.0.0.2]  pull latency quiet vs one address flooding uploads
   report    --raw FILE.jsonl --out FILE.json [--label L]";
 
 fn main() {
@@ -74,6 +78,7 @@ fn main() {
         "list" => setup::list(&args),
         "rss" => limits::rss(&args),
         "soak" => soak::soak(&args),
+        "flood" => flood::flood(&args),
         "report" => report::report(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

@@ -10,6 +10,7 @@ fn limits_have_safe_defaults() {
     assert_eq!(c.limits.uploadsperclient, 64);
     assert_eq!(c.limits.manifestsize, 4 << 20);
     assert_eq!(c.limits.uploadsessionsperrepository, 1000);
+    assert_eq!(c.limits.uploadrateperclient, 32 << 20);
 }
 
 #[test]
@@ -24,12 +25,25 @@ fn limits_come_from_the_file_and_the_environment() {
             "REGISTRY_LIMITS_UPLOADSESSIONSPERREPOSITORY".to_string(),
             "0".to_string(),
         ),
+        (
+            "REGISTRY_LIMITS_UPLOADRATEPERCLIENT".to_string(),
+            "1048576".to_string(),
+        ),
     ];
     let (c, _) = Config::load_str(yaml, "test.yml", env).unwrap();
     assert_eq!(c.limits.uploads, 7);
     assert_eq!(c.limits.manifestsize, 1024);
     assert_eq!(c.limits.uploadsperclient, 3);
     assert_eq!(c.limits.uploadsessionsperrepository, 0);
+    assert_eq!(c.limits.uploadrateperclient, 1 << 20);
+}
+
+#[test]
+fn a_misspelt_upload_rate_is_fatal_with_a_suggestion() {
+    let err = load("version: 0.1\nstorage:\n  inmemory:\nlimits:\n  uploadratepercient: 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean `uploadrateperclient`"), "{err}");
 }
 
 #[test]
