@@ -133,11 +133,13 @@ impl UploadPacer {
             }
         }
         let burst = Duration::from_secs_f64(BURST as f64 / self.rate as f64);
+        // `Instant - Duration` panics below the clock's origin.
+        let floor = now.checked_sub(burst).unwrap_or(now);
         let from = t
             .ready_at
             .get(&client)
             .copied()
-            .map_or(now - burst, |at| at.max(now - burst));
+            .map_or(floor, |at| at.max(floor));
         let at = from + Duration::from_secs_f64(bytes as f64 / self.rate as f64);
         t.ready_at.insert(client, at);
         at.saturating_duration_since(now)
