@@ -25,5 +25,6 @@ mod faults {
     mod object_store;
     mod proxy;
     mod replicas;
+    mod stall;
     pub mod support;
 }

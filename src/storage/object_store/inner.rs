@@ -29,11 +29,14 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// A backend error; one the client gave up retrying is `Exhausted`
-    /// (`storage unavailable`), so the registry client hears the cause.
+    /// A backend error; one the client gave up retrying, or a store that
+    /// stalled past the idle timeout, is `Exhausted` (`storage
+    /// unavailable`), so the registry client hears the cause.
     pub(super) fn err(&self, e: impl std::fmt::Display) -> StorageError {
         let detail = e.to_string();
-        if crate::storage::Exhaustion::retries_ran_out(&detail) {
+        if crate::storage::Exhaustion::retries_ran_out(&detail)
+            || detail.contains(super::idle::IDLE_MESSAGE)
+        {
             return StorageError::Exhausted {
                 driver: self.name,
                 cause: crate::storage::Exhaustion::Unavailable,
@@ -137,7 +140,10 @@ impl Inner {
         loop {
             match response.bytes().await {
                 Ok(b) => return Ok(b),
-                Err(e) if attempt >= READ_ATTEMPTS => return Err(self.map_err(key, e)),
+                // A store that stalled already had its retries.
+                Err(e) if attempt >= READ_ATTEMPTS || is_stall(&e) => {
+                    return Err(self.map_err(key, e))
+                }
                 Err(e) => tracing::debug!("re-reading {key} after {e}"),
             }
             attempt += 1;
@@ -189,6 +195,12 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// True for an error of a request the store stopped answering (cut by the
+/// idle timeout).
+fn is_stall(e: &object_store::Error) -> bool {
+    e.to_string().contains(super::idle::IDLE_MESSAGE)
 }
 
 /// The upload marker's metadata name on S3 and GCS.

@@ -19,6 +19,7 @@
 pub mod azure;
 mod copy;
 pub mod gcs;
+pub mod idle;
 mod inner;
 pub mod s3;
 mod upload_state;
