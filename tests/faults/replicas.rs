@@ -7,6 +7,8 @@
 //! sleeps): no blob ever holds bytes other than its digest's.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -119,12 +121,22 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
                 v
             })
             .collect();
-        let delay = Duration::from_millis(rng.gen_range(0..400));
+        // Forced, not timed: `a` is killed while its gauge shows an upload
+        // request in progress, at a seeded sighting of one.
+        let sightings = rng.gen_range(1..4u32);
         let pid = a.pid();
+        let done = Arc::new(AtomicBool::new(false));
         let results = rt.block_on(async {
+            let (probe, all_done) = (api_a.clone(), done.clone());
             let killer = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
+                let mut seen = 0;
+                while seen < sightings && !all_done.load(Ordering::SeqCst) {
+                    if metric(&probe, "berth_http_uploads_in_flight").await >= 1.0 {
+                        seen += 1;
+                    }
+                }
                 kill9(pid);
+                seen
             });
             let tasks: Vec<_> = blobs
                 .into_iter()
@@ -140,9 +152,15 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
             for (i, t) in tasks.into_iter().enumerate() {
                 out.push((i, t.await.expect("upload task")));
             }
-            killer.await.expect("killer");
-            out
+            done.store(true, Ordering::SeqCst);
+            let seen = killer.await.expect("killer");
+            (out, seen)
         });
+        let (results, seen) = results;
+        assert_eq!(
+            seen, sightings,
+            "a finished every upload before it was killed"
+        );
         for (i, (digest, outcome)) in results {
             let repo = format!("ha/r{i}");
             let found = rt.block_on(api_b.blob_intact(&repo, &digest));
@@ -153,7 +171,7 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
         }
         a.kill9();
         a.restart();
-        eprintln!("{test}: round {round}: a killed after {delay:?}");
+        eprintln!("{test}: round {round}: a killed at sighting {sightings} of an upload in flight");
     }
     eprintln!("{test}: {outcomes:?}");
     b.stop();
