@@ -239,6 +239,7 @@ async fn patch_and_put_race(
     b: &Api,
     patch_first: bool,
     fs: bool,
+    claimed: Option<&Claimed>,
 ) -> (Option<u16>, Option<u16>) {
     let repo = "race/app";
     let chunk0 = vec![0xA0u8; CHUNK];
@@ -300,6 +301,11 @@ async fn patch_and_put_race(
         })
         .await;
     }
+    if let Some(c) = claimed {
+        // On a bucket with conditional writes: the first request holds the
+        // session's claim object.
+        wait_for("the first request to hold the claim", async || c.held()).await;
+    }
     // The second request on the other replica.
     let second_req = {
         let second = second.clone();
@@ -343,8 +349,8 @@ async fn patch_and_put_race(
             served[served.len() - 1]
         );
     }
-    if fs {
-        // On a directory the claim serialises them: the PUT that came
+    if fs || claimed.is_some() {
+        // On a directory (or a bucket with claims) the claim serialises them: the PUT that came
         // second sees the grown upload and refuses the digest; the PATCH
         // that came second finds the session finished.
         let want = if patch_first {
@@ -360,14 +366,36 @@ async fn patch_and_put_race(
     (first_status, second_status)
 }
 
+/// A bucket whose store honours conditional writes: where its claim
+/// objects can be seen.
+struct Claimed {
+    server: &'static crate::s3::S3Server,
+    root: String,
+}
+
+impl Claimed {
+    /// Some upload session's claim object exists.
+    fn held(&self) -> bool {
+        self.server
+            .object_keys(&format!("{}/", self.root))
+            .iter()
+            .any(|k| k.ends_with("/data~claim"))
+    }
+}
+
 fn race_on(storage: &str, dir: &Path, fs: bool) {
+    race_on_claimed(storage, dir, fs, None);
+}
+
+fn race_on_claimed(storage: &str, dir: &Path, fs: bool, claimed: Option<&Claimed>) {
     let mut a = Berth::start(&dir.join("a"), storage);
     let mut b = Berth::start(&dir.join("b"), storage);
     let (api_a, api_b) = (Api::new(a.url("")), Api::new(b.url("")));
     let rt = rt();
     for patch_first in [true, false] {
         for _ in 0..3 {
-            let (first, second) = rt.block_on(patch_and_put_race(&api_a, &api_b, patch_first, fs));
+            let (first, second) =
+                rt.block_on(patch_and_put_race(&api_a, &api_b, patch_first, fs, claimed));
             eprintln!(
                 "race ({}): first {first:?}, second {second:?}",
                 if patch_first {
@@ -409,4 +437,29 @@ fn patch_on_one_replica_and_put_on_the_other_never_store_a_wrong_blob_on_one_buc
         tmp.path(),
         false,
     );
+}
+
+/// On a bucket whose store honours create-only writes (moto, as AWS S3
+/// since 2024) each upload session is claimed across replicas, so the race
+/// has the exact outcomes of a directory.
+#[test]
+fn patch_on_one_replica_and_put_on_the_other_run_in_order_on_a_bucket_with_conditional_writes() {
+    let Some(moto) = crate::s3::moto() else {
+        return;
+    };
+    // moto needs its bucket made.
+    let _ = moto.signed("PUT", &format!("/{}", crate::s3::BUCKET));
+    let tmp = tempdir("berth-ha-claim-");
+    let root = crate::s3::fresh_root("ha-claim");
+    let claimed = Claimed {
+        server: moto,
+        root: root.clone(),
+    };
+    race_on_claimed(
+        &super::support::s3_storage(moto, &root),
+        tmp.path(),
+        false,
+        Some(&claimed),
+    );
+    assert!(!claimed.held(), "a claim was left behind");
 }

@@ -26,9 +26,35 @@ pub(crate) struct Inner {
     /// `rootdirectory` without leading/trailing slashes ("" for the bucket root).
     pub(super) root: String,
     pub(super) opts: DriverOptions,
+    /// Whether the store honours create-only writes (probed once): then
+    /// upload sessions take claims (`claim.rs`).
+    pub(super) claims: tokio::sync::OnceCell<bool>,
 }
 
 impl Inner {
+    /// Whether upload sessions take claims on this store: probed on first
+    /// use (or at start through `check_ready`), logged once.
+    pub(super) async fn claims(&self) -> bool {
+        *self
+            .claims
+            .get_or_init(|| async {
+                let on = super::claim::probe(&self.store, &self.root).await;
+                if on {
+                    tracing::info!(
+                        driver = self.name,
+                        "the store honours conditional writes: upload sessions are claimed across replicas"
+                    );
+                } else {
+                    tracing::info!(
+                        driver = self.name,
+                        "the store ignores create-only writes: no claim on upload sessions across replicas (see docs/replicas.md)"
+                    );
+                }
+                on
+            })
+            .await
+    }
+
     /// A backend error; one the client gave up retrying, or a store that
     /// stalled past the idle timeout, is `Exhausted` (`storage
     /// unavailable`), so the registry client hears the cause.

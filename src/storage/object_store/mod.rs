@@ -17,6 +17,7 @@
 //! the same bytes) and links/tags are single small objects replaced whole.
 
 pub mod azure;
+mod claim;
 mod copy;
 pub mod gcs;
 pub mod idle;
@@ -136,6 +137,7 @@ impl ObjectStoreDriver {
                 signer: store,
                 root,
                 opts,
+                claims: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -157,6 +159,12 @@ fn modified(r: &GetResult) -> Option<SystemTime> {
 impl StorageDriver for ObjectStoreDriver {
     fn name(&self) -> &'static str {
         self.inner.name
+    }
+
+    /// Probes (and logs) whether upload sessions are claimed on this store.
+    async fn check_ready(&self) -> StorageResult<()> {
+        self.inner.claims().await;
+        Ok(())
     }
 
     async fn get_content(&self, key: &str) -> StorageResult<Bytes> {
