@@ -157,8 +157,27 @@ enum EndAt {
     /// B's PUT has reached storage for the upload.
     Storage,
     /// B has verified and is about to move (where no cross-process claim
-    /// makes it wait for A first; on a directory, `Storage`).
+    /// makes it wait for A first; where one does, `Storage`).
     Move,
+}
+
+/// Whether the storage of `kind` orders the requests of one session across
+/// replicas (a directory's flock, an object store's claim): then B cannot
+/// reach its move before A's PATCH ends.
+async fn ordered(kind: &str) -> bool {
+    let root = crate::s3::fresh_root("probe");
+    match kind {
+        "filesystem" => true,
+        "garage" => match crate::s3::garage() {
+            Some(g) => g.driver(&root, false).orders_sessions().await,
+            None => false,
+        },
+        "azurite" => match crate::azure::azurite() {
+            Some(z) => z.driver(&root, false).orders_sessions().await,
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// Pairs whose replica B reports to `hooks`.
@@ -192,6 +211,7 @@ async fn race(
 ) -> (Digest, Outcome) {
     let kind = a.kind;
     let fs = kind == "filesystem";
+    let ordered = ordered(kind).await;
     let r = a
         .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], "")
         .await;
@@ -245,7 +265,7 @@ async fn race(
     let feed = async {
         tx.send(Ok(a_first)).await.expect("send");
         match end_at {
-            EndAt::Move if !fs => hooks.until(|s| s.at_move || s.answered).await,
+            EndAt::Move if !ordered => hooks.until(|s| s.at_move || s.answered).await,
             _ => hooks.until(|s| s.at_storage || s.answered).await,
         }
         tx.send(Ok(vec![0xef; 16 << 10])).await.expect("send");

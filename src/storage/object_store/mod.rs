@@ -15,6 +15,8 @@
 //! `If-None-Match`): every write is a plain last-writer-wins replace, which
 //! is safe because blobs are content-addressed (two writers of one key write
 //! the same bytes) and links/tags are single small objects replaced whole.
+//! Where the store honours create-only writes, upload sessions also take a
+//! claim (`claim`) so their requests run in order across replicas.
 
 pub mod azure;
 mod claim;
@@ -140,6 +142,15 @@ impl ObjectStoreDriver {
                 claims: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+}
+
+impl ObjectStoreDriver {
+    /// Whether the requests of one upload session are ordered across
+    /// replicas (the store honours create-only writes, so sessions are
+    /// claimed); probes the store on first use.
+    pub async fn orders_sessions(&self) -> bool {
+        self.inner.claims().await
     }
 }
 
