@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/azure.rs"]
+mod azure;
 #[path = "common/clients.rs"]
 mod clients;
 #[path = "common/procs.rs"]

@@ -367,19 +367,41 @@ async fn patch_and_put_race(
 }
 
 /// A bucket whose store honours conditional writes: where its claim
-/// objects can be seen.
+/// objects can be seen (the names of every object under the root).
 struct Claimed {
-    server: &'static crate::s3::S3Server,
-    root: String,
+    names: Box<dyn Fn() -> Vec<String>>,
 }
 
 impl Claimed {
+    /// On an S3 server, under `root`.
+    fn s3(server: &'static crate::s3::S3Server, root: &str) -> Claimed {
+        let prefix = format!("{root}/");
+        Claimed {
+            names: Box::new(move || server.object_keys(&prefix)),
+        }
+    }
+
+    /// On Azurite, under `root` (first 5,000 blob names).
+    fn azurite(server: &'static crate::azure::Azurite, root: &str) -> Claimed {
+        let query = format!(
+            "/{}?restype=container&comp=list&prefix={root}/",
+            crate::azure::CONTAINER
+        );
+        Claimed {
+            names: Box::new(move || {
+                let (status, body) = server.signed("GET", &query).expect("List Blobs");
+                assert_eq!(status, 200, "List Blobs: {body}");
+                body.split("<Name>")
+                    .skip(1)
+                    .filter_map(|s| s.split("</Name>").next().map(str::to_string))
+                    .collect()
+            }),
+        }
+    }
+
     /// Some upload session's claim object exists.
     fn held(&self) -> bool {
-        self.server
-            .object_keys(&format!("{}/", self.root))
-            .iter()
-            .any(|k| k.ends_with("/data~claim"))
+        (self.names)().iter().any(|k| k.ends_with("/data~claim"))
     }
 }
 
@@ -451,15 +473,34 @@ fn patch_on_one_replica_and_put_on_the_other_run_in_order_on_a_bucket_with_condi
     let _ = moto.signed("PUT", &format!("/{}", crate::s3::BUCKET));
     let tmp = tempdir("berth-ha-claim-");
     let root = crate::s3::fresh_root("ha-claim");
-    let claimed = Claimed {
-        server: moto,
-        root: root.clone(),
-    };
+    let claimed = Claimed::s3(moto, &root);
     race_on_claimed(
         &super::support::s3_storage(moto, &root),
         tmp.path(),
         false,
         Some(&claimed),
     );
+    assert!(!claimed.held(), "a claim was left behind");
+}
+
+/// The same on Azurite (Azure honours `If-None-Match: *`).
+#[test]
+fn patch_on_one_replica_and_put_on_the_other_run_in_order_on_azurite() {
+    let Some(azurite) = crate::azure::azurite() else {
+        return;
+    };
+    let tmp = tempdir("berth-ha-claim-az-");
+    let root = crate::s3::fresh_root("ha-claim");
+    let claimed = Claimed::azurite(azurite, &root);
+    let storage = format!(
+        "  azure:\n    accountname: {}\n    accountkey: {}\n    container: {}\n\
+         \x20   serviceurl: {}\n    rootdirectory: /{root}\n    chunksize: 5242880\n\
+         \x20 redirect:\n    disable: true\n",
+        crate::azure::ACCOUNT,
+        crate::azure::KEY,
+        crate::azure::CONTAINER,
+        azurite.endpoint,
+    );
+    race_on_claimed(&storage, tmp.path(), false, Some(&claimed));
     assert!(!claimed.held(), "a claim was left behind");
 }
