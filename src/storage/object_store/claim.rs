@@ -58,8 +58,9 @@ fn taken(e: &object_store::Error) -> bool {
 }
 
 /// Whether `store` refuses a second create-only write of one key: writes a
-/// probe key under `root` twice, then removes it.
-pub(super) async fn probe(store: &Arc<dyn ObjectStore>, root: &str) -> bool {
+/// probe key under `root` twice, then removes it. `None` when the store
+/// could not be asked (asked again next time).
+pub(super) async fn probe(store: &Arc<dyn ObjectStore>, root: &str) -> Option<bool> {
     let name = format!("~claim-probe-{}", uuid::Uuid::new_v4().simple());
     let raw = if root.is_empty() {
         name
@@ -79,12 +80,18 @@ pub(super) async fn probe(store: &Arc<dyn ObjectStore>, root: &str) -> bool {
             .put_opts(&path, PutPayload::from_static(b"probe"), create())
             .await
         {
-            Err(e) => taken(&e),
-            Ok(_) => false,
+            Err(e) if taken(&e) => Some(true),
+            Err(e) => {
+                tracing::warn!("conditional-write probe failed: {e}");
+                None
+            }
+            Ok(_) => Some(false),
         },
+        // A store that refuses conditional writes outright has none.
+        Err(object_store::Error::NotImplemented) => Some(false),
         Err(e) => {
             tracing::warn!("conditional-write probe failed: {e}");
-            false
+            None
         }
     };
     let _ = store.delete(&path).await;
@@ -210,5 +217,34 @@ impl Drop for Claim {
         rt.spawn(async move {
             let _ = store.delete(&path).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn claims_are_siblings_of_the_data_and_expire() {
+        let data = Path::parse("r/docker/registry/v2/repositories/a/_uploads/u/data").unwrap();
+        assert_eq!(
+            claim_path(&data).as_ref(),
+            "r/docker/registry/v2/repositories/a/_uploads/u/data~claim"
+        );
+        assert!(!expired(&body("me")));
+        assert!(expired(b"me 1000"));
+        assert!(expired(b"garbage"));
+    }
+
+    #[tokio::test]
+    async fn a_store_that_refuses_a_second_create_is_detected() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        assert_eq!(probe(&store, "root").await, Some(true));
+        // The probe key is removed again.
+        let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -35,10 +35,13 @@ impl Inner {
     /// Whether upload sessions take claims on this store: probed on first
     /// use (or at start through `check_ready`), logged once.
     pub(super) async fn claims(&self) -> bool {
-        *self
+        let known = self
             .claims
-            .get_or_init(|| async {
-                let on = super::claim::probe(&self.store, &self.root).await;
+            .get_or_try_init(|| async {
+                let Some(on) = super::claim::probe(&self.store, &self.root).await else {
+                    // Not answered (an outage): asked again next time.
+                    return Err(());
+                };
                 if on {
                     tracing::info!(
                         driver = self.name,
@@ -50,9 +53,10 @@ impl Inner {
                         "the store ignores create-only writes: no claim on upload sessions across replicas (see docs/replicas.md)"
                     );
                 }
-                on
+                Ok(on)
             })
-            .await
+            .await;
+        known.is_ok_and(|on| *on)
     }
 
     /// A backend error; one the client gave up retrying, or a store that
