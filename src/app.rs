@@ -185,6 +185,13 @@ impl Maintenance {
                 index,
             };
         }
+        // At start, not at the first upload: an object store is probed for
+        // conditional writes (upload-session claims) and the mode logged.
+        // Detached: a store that does not answer must not hold up a stop.
+        let probe = registry.clone();
+        tokio::spawn(async move {
+            let _ = probe.check_storage().await;
+        });
         if m.uploadpurging.enabled {
             let opts = PurgeOptions {
                 age: m.uploadpurging.age,

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/azure.rs"]
+mod azure;
 #[path = "common/clients.rs"]
 mod clients;
 #[path = "common/procs.rs"]
@@ -25,5 +27,6 @@ mod faults {
     mod object_store;
     mod proxy;
     mod replicas;
+    mod stall;
     pub mod support;
 }

@@ -14,7 +14,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// tokio's clock (the system clock outside a paused test runtime), so tests
+// move past a recheck with `tokio::time::advance` rather than a sleep.
+use tokio::time::Instant;
 
 /// How often [`HtpasswdFile::verify`] looks at the file for changes.
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(1);

@@ -76,6 +76,11 @@ pub struct AzureConfig {
     /// Block size of uploads (berth's key; default 10 MiB).
     #[serde(deserialize_with = "u64_lenient")]
     pub chunksize: u64,
+    /// berth: a request to the store fails when the store sends nothing
+    /// (response head or body chunk) and takes no request body for this
+    /// long; `0s` waits forever (default 60s).
+    #[serde(with = "super::duration::serde_go")]
+    pub idletimeout: std::time::Duration,
     /// Accepted, ignored: berth's copies finish synchronously.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_status_poll_max_retry: Option<Value>,
@@ -102,6 +107,7 @@ impl Default for AzureConfig {
             credentials: None,
             connectionstring: String::new(),
             chunksize: DEFAULT_CHUNK_SIZE,
+            idletimeout: super::DEFAULT_IDLE_TIMEOUT,
             copy_status_poll_max_retry: None,
             copy_status_poll_delay: None,
             max_retries: None,
@@ -124,6 +130,7 @@ impl fmt::Debug for AzureConfig {
             .field("credentials", &self.credential_kind())
             .field("connectionstring", &hide(&self.connectionstring))
             .field("chunksize", &self.chunksize)
+            .field("idletimeout", &self.idletimeout)
             .finish_non_exhaustive()
     }
 }

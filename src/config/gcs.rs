@@ -43,6 +43,11 @@ pub struct GcsConfig {
     /// of berth's multipart uploads are at least 5 MiB, GCS's minimum.
     #[serde(deserialize_with = "u64_lenient")]
     pub chunksize: u64,
+    /// berth: a request to the store fails when the store sends nothing
+    /// (response head or body chunk) and takes no request body for this
+    /// long; `0s` waits forever (default 60s).
+    #[serde(with = "super::duration::serde_go")]
+    pub idletimeout: std::time::Duration,
     /// Accepted, ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub useragent: Option<Value>,
@@ -59,6 +64,7 @@ impl Default for GcsConfig {
             credentials: None,
             rootdirectory: String::new(),
             chunksize: DEFAULT_CHUNK_SIZE,
+            idletimeout: super::DEFAULT_IDLE_TIMEOUT,
             useragent: None,
             maxconcurrency: None,
         }
@@ -81,6 +87,7 @@ impl fmt::Debug for GcsConfig {
             )
             .field("rootdirectory", &self.rootdirectory)
             .field("chunksize", &self.chunksize)
+            .field("idletimeout", &self.idletimeout)
             .finish_non_exhaustive()
     }
 }

@@ -174,6 +174,11 @@ pub const SUPPORTED_VERSION: &str = "0.1";
 /// distribution's `catalog.maxentries` default.
 pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 
+/// berth: how long an object-store request may see no progress (no
+/// response head or body chunk, no request body taken) before it fails
+/// (`storage.{s3,azure,gcs}.idletimeout`).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `catalog.indexlimit` default: repository names held in memory, about
 /// 100 bytes each, so at most ~100 MB for a million repositories.
 pub const DEFAULT_INDEX_LIMIT: usize = 1_000_000;

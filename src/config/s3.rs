@@ -57,6 +57,11 @@ pub struct S3Config {
     /// Multipart part size in bytes (default 10 MiB, at least 5 MiB).
     #[serde(deserialize_with = "u64_lenient")]
     pub chunksize: u64,
+    /// berth: a request to the store fails when the store sends nothing
+    /// (response head or body chunk) and takes no request body for this
+    /// long; `0s` waits forever (default 60s).
+    #[serde(with = "super::duration::serde_go")]
+    pub idletimeout: std::time::Duration,
     /// Server-side encryption (SSE-S3, or SSE-KMS with `keyid`).
     #[serde(deserialize_with = "bool_lenient")]
     pub encrypt: bool,
@@ -118,6 +123,7 @@ impl Default for S3Config {
             secure: true,
             forcepathstyle: None,
             chunksize: DEFAULT_CHUNK_SIZE,
+            idletimeout: super::DEFAULT_IDLE_TIMEOUT,
             encrypt: false,
             keyid: String::new(),
             storageclass: "STANDARD".into(),
@@ -153,6 +159,7 @@ impl fmt::Debug for S3Config {
             .field("secure", &self.secure)
             .field("forcepathstyle", &self.path_style())
             .field("chunksize", &self.chunksize)
+            .field("idletimeout", &self.idletimeout)
             .field("encrypt", &self.encrypt)
             .field("storageclass", &self.storageclass)
             .finish_non_exhaustive()

@@ -326,11 +326,28 @@ async fn a_chunked_upload_of_a_stored_blob_links_it_and_leaves_nothing() {
     }
 }
 
+/// Polls `ok` until it holds (a barrier on observable state, not a
+/// sleep); panics after 30 s.
+async fn until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    for _ in 0..3000 {
+        if ok().await {
+            return;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 #[tokio::test]
 async fn a_put_waits_for_a_patch_in_flight_on_the_same_upload() {
     use futures::SinkExt;
-    use std::time::{Duration, Instant};
-    for reg in TestRegistry::all() {
+    use std::time::Instant;
+    let regs = TestRegistry::all_with(|c| {
+        c.storage.delete.enabled = true;
+        c.http.debug.prometheus.enabled = true;
+    });
+    for reg in regs {
         let r = reg
             .req(Method::POST, "/v2/race/x/blobs/uploads/", &[], "")
             .await;
@@ -342,9 +359,19 @@ async fn a_put_waits_for_a_patch_in_flight_on_the_same_upload() {
         let all = [part1.clone(), part2.clone()].concat();
         let d = Digest::sha256_of(&all);
         let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        // Says when the handler takes the first chunk of the PATCH body.
+        let (taken_tx, taken) = tokio::sync::oneshot::channel::<()>();
+        let mut taken_tx = Some(taken_tx);
+        let rx = futures::StreamExt::inspect(rx, move |_| {
+            if let Some(t) = taken_tx.take() {
+                let _ = t.send(());
+            }
+        });
         let patch = reg.req(Method::PATCH, &loc, &[], axum::body::Body::from_stream(rx));
+        let (put_go, put_started) = tokio::sync::oneshot::channel::<()>();
         let put = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Barrier: sent only once the PATCH is in and holds the session.
+            put_started.await.expect("go");
             let r = reg
                 .req(Method::PUT, &format!("{loc}?digest={d}"), &[], "")
                 .await;
@@ -352,7 +379,16 @@ async fn a_put_waits_for_a_patch_in_flight_on_the_same_upload() {
         };
         let feed = async {
             tx.send(Ok(part1)).await.expect("send");
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            // Barrier: the PATCH handler takes the session before it reads
+            // its body, so once it has taken the first chunk it holds it.
+            taken.await.expect("the PATCH read its body");
+            put_go.send(()).expect("put");
+            // The PUT is being served too (waiting on the PATCH): only now
+            // does the PATCH's body end.
+            until("the PUT in flight beside the PATCH", async || {
+                crate::auth::metric(&reg, "berth_http_uploads_in_flight").await >= 2
+            })
+            .await;
             let body_ends = Instant::now();
             tx.send(Ok(part2)).await.expect("send");
             drop(tx);

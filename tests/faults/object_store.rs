@@ -17,7 +17,7 @@ use crate::s3::S3Server;
 
 /// The S3 server under the proxy: Garage (required under CI);
 /// `BERTH_FAULTS_S3=moto` runs the same against moto while developing.
-fn upstream() -> Option<&'static S3Server> {
+pub(super) fn upstream() -> Option<&'static S3Server> {
     if std::env::var("BERTH_FAULTS_S3").as_deref() == Ok("moto") {
         let moto = crate::s3::moto()?;
         // moto needs its bucket made (Garage's is made at start).
@@ -31,14 +31,14 @@ fn upstream() -> Option<&'static S3Server> {
 }
 
 /// `server` as seen through `proxy`.
-fn via(server: &S3Server, proxy: &FaultProxy) -> S3Server {
+pub(super) fn via(server: &S3Server, proxy: &FaultProxy) -> S3Server {
     S3Server {
         endpoint: proxy.endpoint(),
         ..server.clone()
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,7 +3,9 @@
 //! with a 503 SlowDown, a 500 InternalError, a reset connection, a stall
 //! (the answer held back 1 s, then passed), or a response whose body is
 //! cut half-way. It counts what it did and how often each request (method
-//! and path) came, so retries can be counted.
+//! and path) came, so retries can be counted. Forced on demand (never by
+//! the schedule): a store that never answers (`Hang`) or sends the head
+//! and half the body and then nothing more (`HangBody`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
@@ -28,6 +31,11 @@ pub enum Fault {
     Reset,
     Stall,
     Truncate,
+    /// The request is read, then nothing is ever sent back.
+    Hang,
+    /// The real status, headers and half the body, then nothing more
+    /// (the connection stays open).
+    HangBody,
 }
 
 const FAULTS: [Fault; 5] = [
@@ -61,6 +69,9 @@ struct State {
     rate: AtomicU32,
     /// When set, every request gets this fault (an outage).
     forced: Mutex<Option<Fault>>,
+    /// When set, only requests whose `METHOD path?query` contains this get
+    /// the forced fault; the others pass.
+    forced_on: Mutex<Option<String>>,
     counts: Mutex<Counts>,
 }
 
@@ -88,6 +99,7 @@ impl FaultProxy {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             rate: AtomicU32::new(per_mille),
             forced: Mutex::new(None),
+            forced_on: Mutex::new(None),
             counts: Mutex::new(Counts::default()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -139,7 +151,15 @@ impl FaultProxy {
 
     /// Every request gets `fault` (or, with `None`, the schedule again).
     pub fn force(&self, fault: Option<Fault>) {
+        *self.state.forced_on.lock().expect("forced_on") = None;
         *self.state.forced.lock().expect("forced") = fault;
+    }
+
+    /// Requests whose `METHOD path?query` contains `needle` get `fault`;
+    /// all others pass. `force(None)` ends it.
+    pub fn force_where(&self, fault: Fault, needle: &str) {
+        *self.state.forced_on.lock().expect("forced_on") = Some(needle.to_string());
+        *self.state.forced.lock().expect("forced") = Some(fault);
     }
 
     /// What happened so far; `reset` starts counting again.
@@ -188,7 +208,12 @@ fn s3_error(code: &str, message: &str) -> String {
 async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
     let key = format!("{} {}", req.method(), req.uri());
     let fault = {
-        let forced = *st.forced.lock().expect("forced");
+        let mut forced = *st.forced.lock().expect("forced");
+        if let Some(needle) = st.forced_on.lock().expect("forced_on").as_deref() {
+            if !key.contains(needle) {
+                forced = Some(Fault::Pass);
+            }
+        }
         let mut rng = st.rng.lock().expect("rng");
         forced.unwrap_or_else(|| {
             if rng.gen_range(0..1000) < st.rate.load(Ordering::SeqCst) {
@@ -229,17 +254,22 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         // No answer: the connection is closed under the client.
         Fault::Reset => return Err(std::io::Error::other("fault proxy: reset")),
         Fault::Stall => tokio::time::sleep(Duration::from_secs(1)).await,
-        Fault::Pass | Fault::Truncate => {}
+        Fault::Hang => {
+            drain(req).await;
+            // Held until the client gives up and the connection closes.
+            match std::future::pending::<Infallible>().await {}
+        }
+        Fault::Pass | Fault::Truncate | Fault::HangBody => {}
     }
     let resp = match forward(&st, req).await {
         Ok(r) => r,
         Err(e) => return Ok(full(502, &s3_error("BadGateway", &e))),
     };
-    if fault != Fault::Truncate {
+    if !matches!(fault, Fault::Truncate | Fault::HangBody) {
         return Ok(resp);
     }
     // The status and Content-Length of the real answer, half its body,
-    // then the connection breaks.
+    // then the connection breaks (or, for `HangBody`, stays silent).
     let (parts, body) = resp.into_parts();
     let bytes = body
         .collect()
@@ -247,11 +277,21 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
-    let stream = futures::stream::iter(vec![
-        Ok(Frame::data(half)),
-        Err(std::io::Error::other("fault proxy: body cut")),
-    ]);
-    Ok(Response::from_parts(parts, StreamBody::new(stream).boxed()))
+    let head = futures::stream::iter(vec![Ok(Frame::data(half))]);
+    if fault == Fault::HangBody {
+        let stream = head.chain(futures::stream::pending());
+        return Ok(Response::from_parts(
+            parts,
+            BodyExt::boxed(StreamBody::new(stream)),
+        ));
+    }
+    let stream = head.chain(futures::stream::iter(vec![Err(std::io::Error::other(
+        "fault proxy: body cut",
+    ))]));
+    Ok(Response::from_parts(
+        parts,
+        BodyExt::boxed(StreamBody::new(stream)),
+    ))
 }
 
 async fn drain(req: Request<Incoming>) {

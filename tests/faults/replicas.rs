@@ -7,6 +7,8 @@
 //! sleeps): no blob ever holds bytes other than its digest's.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -119,12 +121,22 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
                 v
             })
             .collect();
-        let delay = Duration::from_millis(rng.gen_range(0..400));
+        // Forced, not timed: `a` is killed while its gauge shows an upload
+        // request in progress, at a seeded sighting of one.
+        let sightings = rng.gen_range(1..4u32);
         let pid = a.pid();
+        let done = Arc::new(AtomicBool::new(false));
         let results = rt.block_on(async {
+            let (probe, all_done) = (api_a.clone(), done.clone());
             let killer = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
+                let mut seen = 0;
+                while seen < sightings && !all_done.load(Ordering::SeqCst) {
+                    if metric(&probe, "berth_http_uploads_in_flight").await >= 1.0 {
+                        seen += 1;
+                    }
+                }
                 kill9(pid);
+                seen
             });
             let tasks: Vec<_> = blobs
                 .into_iter()
@@ -140,9 +152,15 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
             for (i, t) in tasks.into_iter().enumerate() {
                 out.push((i, t.await.expect("upload task")));
             }
-            killer.await.expect("killer");
-            out
+            done.store(true, Ordering::SeqCst);
+            let seen = killer.await.expect("killer");
+            (out, seen)
         });
+        let (results, seen) = results;
+        assert_eq!(
+            seen, sightings,
+            "a finished every upload before it was killed"
+        );
         for (i, (digest, outcome)) in results {
             let repo = format!("ha/r{i}");
             let found = rt.block_on(api_b.blob_intact(&repo, &digest));
@@ -153,7 +171,7 @@ fn one_replica_killed(test: &str, dir: &Path, storage: &str) {
         }
         a.kill9();
         a.restart();
-        eprintln!("{test}: round {round}: a killed after {delay:?}");
+        eprintln!("{test}: round {round}: a killed at sighting {sightings} of an upload in flight");
     }
     eprintln!("{test}: {outcomes:?}");
     b.stop();
@@ -221,6 +239,7 @@ async fn patch_and_put_race(
     b: &Api,
     patch_first: bool,
     fs: bool,
+    claimed: Option<&Claimed>,
 ) -> (Option<u16>, Option<u16>) {
     let repo = "race/app";
     let chunk0 = vec![0xA0u8; CHUNK];
@@ -282,6 +301,11 @@ async fn patch_and_put_race(
         })
         .await;
     }
+    if let Some(c) = claimed {
+        // On a bucket with conditional writes: the first request holds the
+        // session's claim object.
+        wait_for("the first request to hold the claim", async || c.held()).await;
+    }
     // The second request on the other replica.
     let second_req = {
         let second = second.clone();
@@ -325,8 +349,8 @@ async fn patch_and_put_race(
             served[served.len() - 1]
         );
     }
-    if fs {
-        // On a directory the claim serialises them: the PUT that came
+    if fs || claimed.is_some() {
+        // On a directory (or a bucket with claims) the claim serialises them: the PUT that came
         // second sees the grown upload and refuses the digest; the PATCH
         // that came second finds the session finished.
         let want = if patch_first {
@@ -342,14 +366,58 @@ async fn patch_and_put_race(
     (first_status, second_status)
 }
 
+/// A bucket whose store honours conditional writes: where its claim
+/// objects can be seen (the names of every object under the root).
+struct Claimed {
+    names: Box<dyn Fn() -> Vec<String>>,
+}
+
+impl Claimed {
+    /// On an S3 server, under `root`.
+    fn s3(server: &'static crate::s3::S3Server, root: &str) -> Claimed {
+        let prefix = format!("{root}/");
+        Claimed {
+            names: Box::new(move || server.object_keys(&prefix)),
+        }
+    }
+
+    /// On Azurite, under `root` (first 5,000 blob names).
+    fn azurite(server: &'static crate::azure::Azurite, root: &str) -> Claimed {
+        let query = format!(
+            "/{}?restype=container&comp=list&prefix={root}/",
+            crate::azure::CONTAINER
+        );
+        Claimed {
+            names: Box::new(move || {
+                let (status, body) = server.signed("GET", &query).expect("List Blobs");
+                assert_eq!(status, 200, "List Blobs: {body}");
+                body.split("<Name>")
+                    .skip(1)
+                    .filter_map(|s| s.split("</Name>").next().map(str::to_string))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Some upload session's claim object exists.
+    fn held(&self) -> bool {
+        (self.names)().iter().any(|k| k.ends_with("/data~claim"))
+    }
+}
+
 fn race_on(storage: &str, dir: &Path, fs: bool) {
+    race_on_claimed(storage, dir, fs, None);
+}
+
+fn race_on_claimed(storage: &str, dir: &Path, fs: bool, claimed: Option<&Claimed>) {
     let mut a = Berth::start(&dir.join("a"), storage);
     let mut b = Berth::start(&dir.join("b"), storage);
     let (api_a, api_b) = (Api::new(a.url("")), Api::new(b.url("")));
     let rt = rt();
     for patch_first in [true, false] {
         for _ in 0..3 {
-            let (first, second) = rt.block_on(patch_and_put_race(&api_a, &api_b, patch_first, fs));
+            let (first, second) =
+                rt.block_on(patch_and_put_race(&api_a, &api_b, patch_first, fs, claimed));
             eprintln!(
                 "race ({}): first {first:?}, second {second:?}",
                 if patch_first {
@@ -391,4 +459,48 @@ fn patch_on_one_replica_and_put_on_the_other_never_store_a_wrong_blob_on_one_buc
         tmp.path(),
         false,
     );
+}
+
+/// On a bucket whose store honours create-only writes (moto, as AWS S3
+/// since 2024) each upload session is claimed across replicas, so the race
+/// has the exact outcomes of a directory.
+#[test]
+fn patch_on_one_replica_and_put_on_the_other_run_in_order_on_a_bucket_with_conditional_writes() {
+    let Some(moto) = crate::s3::moto() else {
+        return;
+    };
+    // moto needs its bucket made.
+    let _ = moto.signed("PUT", &format!("/{}", crate::s3::BUCKET));
+    let tmp = tempdir("berth-ha-claim-");
+    let root = crate::s3::fresh_root("ha-claim");
+    let claimed = Claimed::s3(moto, &root);
+    race_on_claimed(
+        &super::support::s3_storage(moto, &root),
+        tmp.path(),
+        false,
+        Some(&claimed),
+    );
+    assert!(!claimed.held(), "a claim was left behind");
+}
+
+/// The same on Azurite (Azure honours `If-None-Match: *`).
+#[test]
+fn patch_on_one_replica_and_put_on_the_other_run_in_order_on_azurite() {
+    let Some(azurite) = crate::azure::azurite() else {
+        return;
+    };
+    let tmp = tempdir("berth-ha-claim-az-");
+    let root = crate::s3::fresh_root("ha-claim");
+    let claimed = Claimed::azurite(azurite, &root);
+    let storage = format!(
+        "  azure:\n    accountname: {}\n    accountkey: {}\n    container: {}\n\
+         \x20   serviceurl: {}\n    rootdirectory: /{root}\n    chunksize: 5242880\n\
+         \x20 redirect:\n    disable: true\n",
+        crate::azure::ACCOUNT,
+        crate::azure::KEY,
+        crate::azure::CONTAINER,
+        azurite.endpoint,
+    );
+    race_on_claimed(&storage, tmp.path(), false, Some(&claimed));
+    assert!(!claimed.held(), "a claim was left behind");
 }

@@ -8,6 +8,7 @@ use super::*;
 mod keys;
 mod limits;
 mod loading;
+mod object_store;
 mod overrides;
 mod parsing;
 mod redaction;

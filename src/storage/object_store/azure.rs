@@ -50,6 +50,7 @@ pub fn build(cfg: &AzureConfig, redirect: bool) -> StorageResult<ObjectStoreDriv
         // Large blobs stream to slow clients: no overall request deadline.
         // (Client options first: they replace `allow_http`.)
         .with_retry(super::retry_config())
+        .with_http_connector(super::idle::connector(cfg.idletimeout))
         .with_client_options(ClientOptions::new().with_timeout_disabled())
         .with_allow_http(url.starts_with("http://"))
         .with_endpoint(url);

@@ -39,6 +39,7 @@ pub fn build(cfg: &GcsConfig, redirect: bool) -> StorageResult<ObjectStoreDriver
         .with_bucket_name(&cfg.bucket)
         // Large blobs stream to slow clients: no overall request deadline.
         .with_retry(super::retry_config())
+        .with_http_connector(super::idle::connector(cfg.idletimeout))
         .with_client_options(ClientOptions::new().with_timeout_disabled())
         .build()
         .map_err(err)?;

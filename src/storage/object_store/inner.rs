@@ -26,14 +26,47 @@ pub(crate) struct Inner {
     /// `rootdirectory` without leading/trailing slashes ("" for the bucket root).
     pub(super) root: String,
     pub(super) opts: DriverOptions,
+    /// Whether the store honours create-only writes (probed once): then
+    /// upload sessions take claims (`claim.rs`).
+    pub(super) claims: tokio::sync::OnceCell<bool>,
 }
 
 impl Inner {
-    /// A backend error; one the client gave up retrying is `Exhausted`
-    /// (`storage unavailable`), so the registry client hears the cause.
+    /// Whether upload sessions take claims on this store: probed on first
+    /// use (or at start through `check_ready`), logged once.
+    pub(super) async fn claims(&self) -> bool {
+        let known = self
+            .claims
+            .get_or_try_init(|| async {
+                let Some(on) = super::claim::probe(&self.store, &self.root).await else {
+                    // Not answered (an outage): asked again next time.
+                    return Err(());
+                };
+                if on {
+                    tracing::info!(
+                        driver = self.name,
+                        "the store honours conditional writes: upload sessions are claimed across replicas"
+                    );
+                } else {
+                    tracing::info!(
+                        driver = self.name,
+                        "the store ignores create-only writes: no claim on upload sessions across replicas (see docs/replicas.md)"
+                    );
+                }
+                Ok(on)
+            })
+            .await;
+        known.is_ok_and(|on| *on)
+    }
+
+    /// A backend error; one the client gave up retrying, or a store that
+    /// stalled past the idle timeout, is `Exhausted` (`storage
+    /// unavailable`), so the registry client hears the cause.
     pub(super) fn err(&self, e: impl std::fmt::Display) -> StorageError {
         let detail = e.to_string();
-        if crate::storage::Exhaustion::retries_ran_out(&detail) {
+        if crate::storage::Exhaustion::retries_ran_out(&detail)
+            || detail.contains(super::idle::IDLE_MESSAGE)
+        {
             return StorageError::Exhausted {
                 driver: self.name,
                 cause: crate::storage::Exhaustion::Unavailable,
@@ -137,7 +170,10 @@ impl Inner {
         loop {
             match response.bytes().await {
                 Ok(b) => return Ok(b),
-                Err(e) if attempt >= READ_ATTEMPTS => return Err(self.map_err(key, e)),
+                // A store that stalled already had its retries.
+                Err(e) if attempt >= READ_ATTEMPTS || is_stall(&e) => {
+                    return Err(self.map_err(key, e))
+                }
                 Err(e) => tracing::debug!("re-reading {key} after {e}"),
             }
             attempt += 1;
@@ -189,6 +225,12 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// True for an error of a request the store stopped answering (cut by the
+/// idle timeout).
+fn is_stall(e: &object_store::Error) -> bool {
+    e.to_string().contains(super::idle::IDLE_MESSAGE)
 }
 
 /// The upload marker's metadata name on S3 and GCS.

@@ -15,10 +15,14 @@
 //! `If-None-Match`): every write is a plain last-writer-wins replace, which
 //! is safe because blobs are content-addressed (two writers of one key write
 //! the same bytes) and links/tags are single small objects replaced whole.
+//! Where the store honours create-only writes, upload sessions also take a
+//! claim (`claim`) so their requests run in order across replicas.
 
 pub mod azure;
+mod claim;
 mod copy;
 pub mod gcs;
+pub mod idle;
 mod inner;
 pub mod s3;
 mod upload_state;
@@ -135,8 +139,18 @@ impl ObjectStoreDriver {
                 signer: store,
                 root,
                 opts,
+                claims: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+}
+
+impl ObjectStoreDriver {
+    /// Whether the requests of one upload session are ordered across
+    /// replicas (the store honours create-only writes, so sessions are
+    /// claimed); probes the store on first use.
+    pub async fn orders_sessions(&self) -> bool {
+        self.inner.claims().await
     }
 }
 
@@ -156,6 +170,12 @@ fn modified(r: &GetResult) -> Option<SystemTime> {
 impl StorageDriver for ObjectStoreDriver {
     fn name(&self) -> &'static str {
         self.inner.name
+    }
+
+    /// Probes (and logs) whether upload sessions are claimed on this store.
+    async fn check_ready(&self) -> StorageResult<()> {
+        self.inner.claims().await;
+        Ok(())
     }
 
     async fn get_content(&self, key: &str) -> StorageResult<Bytes> {

@@ -38,6 +38,7 @@ pub fn build(cfg: &S3Config, redirect: bool) -> StorageResult<ObjectStoreDriver>
         .with_region(cfg.effective_region())
         .with_virtual_hosted_style_request(!cfg.path_style())
         .with_retry(super::retry_config())
+        .with_http_connector(super::idle::connector(cfg.idletimeout))
         // Large blobs stream to slow clients: no overall request deadline.
         .with_client_options(
             ClientOptions::new()

@@ -44,6 +44,7 @@ use object_store::path::Path;
 use object_store::{Attributes, GetOptions, MultipartId, PutPayload};
 use tokio::task::JoinSet;
 
+use super::claim::Claim;
 use super::copy;
 use super::inner::{discard_blocks, marker};
 use super::upload_state::{
@@ -84,6 +85,8 @@ pub(super) struct ObjectWriter {
     size: u64,
     failed: bool,
     finished: bool,
+    /// The session's claim, where the store offers one (append writers).
+    claim: Option<Claim>,
 }
 
 impl ObjectWriter {
@@ -100,15 +103,20 @@ impl ObjectWriter {
             size: 0,
             failed: false,
             finished: false,
+            claim: None,
         }
     }
 
     /// A writer continuing what an earlier writer closed at `path`, from
     /// any process. Errors: `NotFound` when nothing is there.
     pub async fn resume(d: Arc<Inner>, key: &str, path: Path) -> StorageResult<Self> {
+        // The claim first, so what is loaded is not being changed by
+        // another replica's writer.
+        let claim = Claim::acquire(&d, key, &path).await?;
         let loaded = load(&d, key, &path).await?;
         let mut w = Self::fresh(d.clone(), key, path);
         w.append = true;
+        w.claim = claim;
         let r = match loaded {
             Loaded::Object(r) => r,
             Loaded::Upload(state) => {
@@ -144,6 +152,13 @@ impl ObjectWriter {
             w.write_bytes(&chunk).await?;
         }
         Ok(w)
+    }
+
+    /// Gives the session's claim up, if one is held.
+    async fn release(&mut self) {
+        if let Some(c) = self.claim.take() {
+            c.release().await;
+        }
     }
 
     fn failed_err(&self) -> StorageError {
@@ -317,11 +332,14 @@ impl FileWriter for ObjectWriter {
             d.put(&self.key, &self.path, data, Attributes::new())
                 .await?;
             self.finished = true;
+            self.release().await;
             return Ok(());
         }
         let object = self.complete().await?;
         let (key, path) = (self.key.clone(), self.path.clone());
-        self.place(&object, &key, &path).await
+        self.place(&object, &key, &path).await?;
+        self.release().await;
+        Ok(())
     }
 
     /// Below one part the buffer holds everything: one PUT at `dest`, the
@@ -341,12 +359,15 @@ impl FileWriter for ObjectWriter {
         if self.upload.is_some() {
             let object = self.complete().await?;
             self.place(&object, dest, &dest_path).await?;
-            return driver.apply_deferred(then).await;
+        } else {
+            let data = self.buf.split().freeze();
+            d.put(dest, &dest_path, data, Attributes::new()).await?;
+            self.finished = true;
         }
-        let data = self.buf.split().freeze();
-        d.put(dest, &dest_path, data, Attributes::new()).await?;
-        self.finished = true;
-        driver.apply_deferred(then).await
+        // Held until the upload's data is gone, as the flock is.
+        let r = driver.apply_deferred(then).await;
+        self.release().await;
+        r
     }
 
     async fn close(mut self: Box<Self>) -> StorageResult<()> {
@@ -357,6 +378,7 @@ impl FileWriter for ObjectWriter {
             d.put(&self.key, &self.path, tail, marker(d.opts.upload_marker))
                 .await?;
             self.finished = true;
+            self.release().await;
             return Ok(());
         };
         let state = State {
@@ -380,6 +402,7 @@ impl FileWriter for ObjectWriter {
             u.recorded = true;
         }
         self.finished = true;
+        self.release().await;
         Ok(())
     }
 
@@ -404,6 +427,7 @@ impl FileWriter for ObjectWriter {
             d.delete_paths(doomed).await?;
         }
         self.finished = true;
+        self.release().await;
         Ok(())
     }
 }
