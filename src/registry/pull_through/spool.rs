@@ -12,13 +12,17 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Bytes of recent chunks kept in memory per fetch.
 const WINDOW_BYTES: usize = 16 << 20;
 
-/// Bytes a read of the spool file returns at most (one blocking-pool trip).
+/// Bytes a read returns at most (from the file: one blocking-pool trip).
 const READ_CHUNK: u64 = 1 << 20;
+
+/// A window chunk at least this large is handed out alone, without a copy;
+/// smaller ones are joined with the next up to [`READ_CHUNK`].
+const MIN_PIECE: usize = 256 << 10;
 
 /// One fetch's bytes so far.
 pub(super) struct Spool {
@@ -81,19 +85,46 @@ impl Spool {
     }
 
     /// The bytes at `pos` up to `limit` (exclusive) from the window, when it
-    /// still holds `pos`: at most the rest of one chunk, without a copy.
+    /// still holds `pos`, at most [`READ_CHUNK`]: the rest of one chunk
+    /// without a copy when it is large, else consecutive chunks joined, so
+    /// a response is written in large pieces whatever size the upstream's
+    /// chunks were.
     fn recent(&self, pos: u64, limit: u64) -> Option<Bytes> {
-        let w = self.window.lock().ok()?;
-        let i = w.chunks.partition_point(|(start, _)| *start <= pos);
-        let (start, chunk) = w.chunks.get(i.checked_sub(1)?)?;
-        let from = usize::try_from(pos - start).ok()?;
-        if from >= chunk.len() {
-            return None;
+        let want = (limit - pos).min(READ_CHUNK) as usize;
+        let mut parts = Vec::new();
+        {
+            let w = self.window.lock().ok()?;
+            let first = w.chunks.partition_point(|(start, _)| *start <= pos);
+            let mut at = pos;
+            let mut got = 0;
+            for (start, chunk) in w.chunks.range(first.checked_sub(1)?..) {
+                let Some(from) = at.checked_sub(*start).and_then(|d| usize::try_from(d).ok())
+                else {
+                    break;
+                };
+                if from >= chunk.len() {
+                    break;
+                }
+                let to = chunk.len().min(from + (want - got));
+                parts.push(chunk.slice(from..to));
+                got += to - from;
+                at += (to - from) as u64;
+                if got >= want || (parts.len() == 1 && got >= MIN_PIECE) {
+                    break;
+                }
+            }
         }
-        let to = usize::try_from(limit - start)
-            .unwrap_or(usize::MAX)
-            .min(chunk.len());
-        Some(chunk.slice(from..to))
+        match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(want);
+                for p in &parts {
+                    joined.extend_from_slice(p);
+                }
+                Some(joined.freeze())
+            }
+        }
     }
 
     /// The bytes at `pos` up to `limit` (exclusive; `pos < limit`, and all
@@ -130,8 +161,10 @@ mod tests {
         spool.remember(0, vec![a, b]);
         // Within one chunk, cut at the limit.
         assert_eq!(spool.read(12, 15).await.unwrap(), vec![2u8; 3]);
-        // A read never spans two window chunks.
-        assert_eq!(spool.read(5, 20).await.unwrap(), vec![1u8; 5]);
+        // Small chunks are joined into one piece.
+        let joined = spool.read(5, 20).await.unwrap();
+        assert_eq!(&joined[..5], &[1u8; 5]);
+        assert_eq!(&joined[5..], &[2u8; 10]);
         // Past the window's bound, the file answers.
         let big = Bytes::from(vec![3u8; WINDOW_BYTES]);
         spool.write_at(20, std::slice::from_ref(&big)).unwrap();
