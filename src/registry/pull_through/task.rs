@@ -1,10 +1,10 @@
 //! The task of one blob fetch. Two loops run side by side:
 //!
-//! - `receive`: the upstream's chunks, gathered while they are ready (up to
-//!   [`BATCH`] bytes), go to the blocking pool, which hashes them and writes
-//!   them to the spool, then publishes them (window, byte count) for the
-//!   readers; the next batch is received meanwhile. Every byte is hashed
-//!   once and written to the spool once.
+//! - `receive`: the upstream's chunks go in batches to the blocking pool,
+//!   which hashes them, writes them to the spool, then publishes them
+//!   (window, byte count) for the readers; the next batch (up to [`BATCH`]
+//!   bytes) collects meanwhile. Every byte is hashed once and written to
+//!   the spool once.
 //! - `store`: follows the spool into a storage writer (from the window
 //!   while it keeps up, else from the spool file) and commits the blob once
 //!   `receive` has verified it. A storage slower than the upstream delays
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::fetch::{Phase, Progress, Target};
@@ -79,49 +79,15 @@ pub(super) async fn run(
     }
 }
 
-/// One batch of chunks: what `receive` gathered without waiting, or why it
-/// stopped.
-struct Gathered {
-    chunks: Vec<Bytes>,
-    bytes: usize,
-    /// The body ended (`Ok`) or failed (`Err`) after these chunks.
-    end: Option<Result<(), String>>,
-}
-
-/// Waits (at most `idle`) for the next chunk, then takes the chunks that
-/// are ready at once, up to [`BATCH`] bytes.
-async fn gather(blob: &mut RemoteBlob, idle: Duration) -> Gathered {
-    let mut g = Gathered {
-        chunks: Vec::new(),
-        bytes: 0,
-        end: None,
-    };
-    let first = match tokio::time::timeout(idle, blob.stream.next()).await {
-        Ok(n) => n,
-        Err(_) => {
-            g.end = Some(Err(format!("the upstream sent nothing for {idle:?}")));
-            return g;
-        }
-    };
-    let mut next = Some(first);
-    while let Some(item) = next.take() {
-        match item {
-            None => g.end = Some(Ok(())),
-            Some(Err(e)) => g.end = Some(Err(format!("upstream body failed: {e}"))),
-            Some(Ok(c)) => {
-                g.bytes += c.len();
-                g.chunks.push(c);
-                if g.bytes < BATCH {
-                    next = blob.stream.next().now_or_never();
-                }
-            }
-        }
-    }
-    g
-}
+/// The batch in the blocking pool; it hands the hasher back.
+type Job = tokio::task::JoinHandle<Result<Hasher, String>>;
 
 /// Receives the body into the spool, hashing it, publishing each batch;
 /// `Ok` once every byte arrived and matched the digest (then `verified`).
+/// While one batch is in the blocking pool the next one collects (up to
+/// [`BATCH`] bytes), so batches grow with the upstream's speed: the first
+/// chunk goes out alone (time to first byte), later ones in large batches
+/// (few pool trips and reader wake-ups per MiB).
 async fn receive(
     t: &Target,
     mut blob: RemoteBlob,
@@ -129,46 +95,69 @@ async fn receive(
     tx: &watch::Sender<Progress>,
     idle: Duration,
 ) -> Result<(), String> {
-    let mut hasher = Hasher::new(t.digest.algorithm());
+    let mut hasher = Some(Hasher::new(t.digest.algorithm()));
     let mut received: u64 = 0;
-    // The batch in the blocking pool; it hands the hasher back.
-    let mut in_flight: Option<tokio::task::JoinHandle<Result<Hasher, String>>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_bytes: usize = 0;
+    let mut in_flight: Option<Job> = None;
+    let mut ended = false;
     loop {
-        let g = gather(&mut blob, idle).await;
-        let at = received;
-        received += g.bytes as u64;
-        MirrorStats::add(&t.entry.stats.bytes_fetched, g.bytes as u64);
-        if let Some(job) = in_flight.take() {
-            hasher = job.await.unwrap_or_else(|e| Err(e.to_string()))?;
+        if !batch.is_empty() {
+            if let Some(mut h) = hasher.take() {
+                // Launch the collected batch.
+                let at = received - batch_bytes as u64;
+                let (spool, tx) = (spool.clone(), tx.clone());
+                let chunks = std::mem::take(&mut batch);
+                let end = received;
+                batch_bytes = 0;
+                in_flight = Some(tokio::task::spawn_blocking(move || {
+                    for c in &chunks {
+                        h.update(c);
+                    }
+                    spool
+                        .write_at(at, &chunks)
+                        .map_err(|e| format!("cannot write the spool file: {e}"))?;
+                    spool.remember(at, chunks);
+                    tx.send_modify(|p| p.written = end);
+                    Ok(h)
+                }));
+            }
         }
-        if blob.size.is_some_and(|s| received > s) {
-            return Err("the upstream sent more bytes than its Content-Length".into());
+        if ended && batch.is_empty() && in_flight.is_none() {
+            break;
         }
-        if !g.chunks.is_empty() {
-            let (spool, tx) = (spool.clone(), tx.clone());
-            let mut h = hasher.clone();
-            let chunks = g.chunks;
-            in_flight = Some(tokio::task::spawn_blocking(move || {
-                for c in &chunks {
-                    h.update(c);
+        let collect = !ended && batch_bytes < BATCH;
+        tokio::select! {
+            biased;
+            done = async {
+                match in_flight.as_mut() {
+                    Some(job) => job.await,
+                    None => std::future::pending().await,
                 }
-                spool
-                    .write_at(at, &chunks)
-                    .map_err(|e| format!("cannot write the spool file: {e}"))?;
-                spool.remember(at, chunks);
-                tx.send_modify(|p| p.written = received);
-                Ok(h)
-            }));
-        }
-        match g.end {
-            None => {}
-            Some(Err(m)) => return Err(m),
-            Some(Ok(())) => break,
+            }, if in_flight.is_some() => {
+                in_flight = None;
+                hasher = Some(done.unwrap_or_else(|e| Err(e.to_string()))?);
+            }
+            next = tokio::time::timeout(idle, blob.stream.next()), if collect => {
+                match next {
+                    Err(_) => return Err(format!("the upstream sent nothing for {idle:?}")),
+                    Ok(None) => ended = true,
+                    Ok(Some(Err(e))) => return Err(format!("upstream body failed: {e}")),
+                    Ok(Some(Ok(c))) => {
+                        received += c.len() as u64;
+                        MirrorStats::add(&t.entry.stats.bytes_fetched, c.len() as u64);
+                        if blob.size.is_some_and(|s| received > s) {
+                            return Err("the upstream sent more bytes than its Content-Length".into());
+                        }
+                        batch_bytes += c.len();
+                        batch.push(c);
+                    }
+                }
+            }
+            else => return Err("the fetch stopped waiting for anything".into()),
         }
     }
-    if let Some(job) = in_flight.take() {
-        hasher = job.await.unwrap_or_else(|e| Err(e.to_string()))?;
-    }
+    let hasher = hasher.ok_or("the fetch lost its hasher")?;
     if blob.size.is_some_and(|s| s != received) {
         return Err(format!(
             "the upstream body ended at {received} bytes, not {:?}",
