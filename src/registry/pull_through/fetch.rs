@@ -1,47 +1,42 @@
 //! One upstream fetch per blob digest, shared by every request that misses
-//! it (any repository). The fetch task writes the upstream's bytes to an
-//! unlinked spool file and to a storage writer while hashing them, and
-//! publishes the byte count on a `watch`; readers stream from the spool as
-//! it grows. When the bytes are complete and match the digest the blob is
-//! committed and linked into the cache repository; otherwise nothing is
-//! stored and every reader's stream ends with an error.
+//! it (any repository). The fetch task (`task.rs`) writes the upstream's
+//! bytes to a spool (`spool.rs`) while hashing them, and publishes the byte
+//! count on a `watch`; readers stream from the spool as it grows, woken by
+//! the `watch` when bytes arrive. When the bytes are complete and match the
+//! digest the readers finish, and the blob is committed and linked into the
+//! cache repository; otherwise nothing is stored and every reader's stream
+//! ends with an error.
 //!
 //! A fetch runs to its end even when every client has gone (it is bounded
 //! by `mirrorfetch.maxconcurrent` and the idle timeout), so the next pull
 //! finds the blob stored; at most `maxconcurrent` fetches exist at once.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::{FetchLimits, MirrorEntry, MirrorStats};
-use crate::oci::digest::{Digest, Hasher};
-use crate::oci::name::{RepoName, UploadId};
+use super::spool::Spool;
+use super::{FetchLimits, MirrorEntry};
+use crate::oci::digest::Digest;
+use crate::oci::name::RepoName;
 use crate::registry::Registry;
-use crate::storage::paths::StoragePath;
-use crate::storage::DeferredWrite;
-
-/// Bytes a reader takes from the spool per read.
-const READ_CHUNK: u64 = 256 * 1024;
 
 /// Where a fetch is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Phase {
     /// Waiting for the upstream's answer.
     Connecting,
-    /// Bytes arriving; `size` is the upstream's `Content-Length`.
+    /// Bytes arriving (or verified and being stored).
     Streaming,
     /// Complete, verified and stored.
     Done,
     /// The upstream does not have it (404).
     NotFound,
-    /// Failed: upstream unavailable, cut off, or bytes not matching.
+    /// Failed: upstream unavailable, cut off, bytes not matching, or (after
+    /// `verified`) the storage refused the blob.
     Failed(String),
 }
 
@@ -53,11 +48,14 @@ pub(super) struct Progress {
     pub size: Option<u64>,
     /// Bytes in the spool so far.
     pub written: u64,
+    /// All bytes are in the spool and match the digest: readers may finish,
+    /// whatever happens to the storage commit after.
+    pub verified: bool,
 }
 
 /// One running fetch.
 pub(super) struct Fetch {
-    spool: Arc<File>,
+    spool: Arc<Spool>,
     progress: watch::Receiver<Progress>,
 }
 
@@ -68,6 +66,9 @@ impl Fetch {
         let mut rx = self.progress.clone();
         loop {
             let p = rx.borrow_and_update().clone();
+            if p.verified {
+                return Ok(p.size);
+            }
             match p.phase {
                 Phase::Connecting => {}
                 Phase::Streaming | Phase::Done => return Ok(p.size),
@@ -95,7 +96,9 @@ impl Fetch {
             }
             loop {
                 let p = rx.borrow_and_update().clone();
+                let done = p.verified;
                 let failure = match &p.phase {
+                    _ if done => None,
                     Phase::Failed(m) => Some(m.clone()),
                     Phase::NotFound => Some("the blob vanished upstream".to_string()),
                     _ => None,
@@ -103,7 +106,6 @@ impl Fetch {
                 if let Some(m) = failure {
                     return Some((Err(io::Error::other(m)), (spool, rx, pos, true)));
                 }
-                let done = p.phase == Phase::Done;
                 let end = match len {
                     Some(l) => offset + l,
                     None if done => p.written,
@@ -118,16 +120,11 @@ impl Fetch {
                     p.written.min(end.saturating_sub(1))
                 };
                 if pos < limit {
-                    let n = (limit - pos).min(READ_CHUNK) as usize;
-                    let file = spool.clone();
-                    let read = tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0u8; n];
-                        file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(io::Error::other(e)));
-                    return match read {
-                        Ok(b) => Some((Ok(b), (spool, rx, pos + n as u64, false))),
+                    return match spool.read(pos, limit).await {
+                        Ok(b) => {
+                            let next = pos + b.len() as u64;
+                            Some((Ok(b), (spool, rx, next, false)))
+                        }
                         Err(e) => Some((Err(e), (spool, rx, pos, true))),
                     };
                 }
@@ -192,11 +189,12 @@ impl Fetches {
         if running.len() >= self.limits.max_concurrent.max(1) {
             return Err(StartError::TooMany);
         }
-        let spool = Arc::new(spool_file(&self.limits.spool_dir).map_err(StartError::Spool)?);
+        let spool = Arc::new(Spool::create(&self.limits.spool_dir).map_err(StartError::Spool)?);
         let (tx, rx) = watch::channel(Progress {
             phase: Phase::Connecting,
             size: None,
             written: 0,
+            verified: false,
         });
         let fetch = Arc::new(Fetch {
             spool: spool.clone(),
@@ -208,7 +206,7 @@ impl Fetches {
         let idle = self.limits.idle_timeout;
         tokio::spawn(async move {
             let digest = target.digest.clone();
-            run(target, spool, &tx, idle).await;
+            super::task::run(target, spool, &tx, idle).await;
             // Readers hold their own handle; new requests now find the
             // blob in storage (or fetch again after a failure).
             if let Ok(mut running) = this.running.lock() {
@@ -222,133 +220,5 @@ impl Fetches {
     #[cfg(test)]
     pub fn running(&self) -> usize {
         self.running.lock().map(|m| m.len()).unwrap_or(0)
-    }
-}
-
-/// A spool file nobody else can open: created, then unlinked at once, so
-/// it disappears with the last handle whatever happens.
-fn spool_file(dir: &std::path::Path) -> io::Result<File> {
-    let path = dir.join(format!("berth-spool-{}", uuid::Uuid::new_v4().simple()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
-/// The fetch task: upstream body -> spool + storage writer + hash, then
-/// commit on a match. Sets the final phase on every path.
-async fn run(t: Target, spool: Arc<File>, tx: &watch::Sender<Progress>, idle: std::time::Duration) {
-    let stats = &t.entry.stats;
-    let label = t.entry.upstream.label().to_string();
-    let fail = |m: String| {
-        MirrorStats::add(&stats.upstream_errors, 1);
-        tracing::warn!(mirror = %label, repository = %t.name, digest = %t.digest, "blob fetch failed: {m}");
-        tx.send_modify(|p| p.phase = Phase::Failed(m));
-    };
-    let blob = match t.entry.upstream.get_blob(&t.upstream_name, &t.digest).await {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            tx.send_modify(|p| p.phase = Phase::NotFound);
-            return;
-        }
-        Err(e) => return fail(format!("upstream {}: {e}", t.entry.remote)),
-    };
-    MirrorStats::add(&stats.misses, 1);
-    tx.send_modify(|p| {
-        p.phase = Phase::Streaming;
-        p.size = blob.size;
-    });
-    let driver = t.registry.driver.clone();
-    let id = UploadId::new_random();
-    let upload_key = StoragePath::UploadData {
-        name: &t.name,
-        id: &id,
-    }
-    .to_key();
-    let mut writer = match driver.writer(&upload_key, false).await {
-        Ok(w) => w,
-        Err(e) => return fail(format!("cannot open a storage writer: {e}")),
-    };
-    let mut hasher = Hasher::new(t.digest.algorithm());
-    let mut stream = blob.stream;
-    let mut written: u64 = 0;
-    let outcome: Result<(), String> = loop {
-        let next = match tokio::time::timeout(idle, stream.next()).await {
-            Ok(n) => n,
-            Err(_) => break Err(format!("the upstream sent nothing for {idle:?}")),
-        };
-        let chunk = match next {
-            None => break Ok(()),
-            Some(Ok(c)) => c,
-            Some(Err(e)) => break Err(format!("upstream body failed: {e}")),
-        };
-        if blob.size.is_some_and(|s| written + chunk.len() as u64 > s) {
-            break Err("the upstream sent more bytes than its Content-Length".into());
-        }
-        hasher.update(&chunk);
-        let file = spool.clone();
-        let data = chunk.clone();
-        let at = written;
-        let spooled = tokio::task::spawn_blocking(move || file.write_all_at(&data, at))
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e)));
-        if let Err(e) = spooled {
-            break Err(format!("cannot write the spool file: {e}"));
-        }
-        if let Err(e) = writer.write(&chunk).await {
-            break Err(format!("cannot write to storage: {e}"));
-        }
-        written += chunk.len() as u64;
-        MirrorStats::add(&stats.bytes_fetched, chunk.len() as u64);
-        tx.send_modify(|p| p.written = written);
-    };
-    let outcome = outcome.and_then(|()| {
-        if blob.size.is_some_and(|s| s != written) {
-            return Err(format!(
-                "the upstream body ended at {written} bytes, not {:?}",
-                blob.size
-            ));
-        }
-        let actual = hasher.finish();
-        if actual != t.digest {
-            return Err(format!(
-                "the upstream's bytes hash to {actual}, not {}: nothing stored",
-                t.digest
-            ));
-        }
-        Ok(())
-    });
-    if let Err(m) = outcome {
-        let _ = writer.cancel().await;
-        return fail(m);
-    }
-    let name = &t.name;
-    let digest = &t.digest;
-    let blob_key = StoragePath::BlobData { digest }.to_key();
-    let mut then: Vec<DeferredWrite> = t
-        .registry
-        .link_write(StoragePath::LayerLink { name, digest }, digest)
-        .await
-        .into_iter()
-        .collect();
-    then.push(DeferredWrite::DeleteIfExists {
-        key: StoragePath::UploadDir { name, id: &id }.to_key(),
-    });
-    let committed = match writer
-        .commit_to_then(driver.as_ref(), &blob_key, then)
-        .await
-    {
-        Ok(()) => driver.sync().await,
-        Err(e) => Err(e),
-    };
-    match committed {
-        Ok(()) => tx.send_modify(|p| {
-            p.size = Some(written);
-            p.phase = Phase::Done;
-        }),
-        Err(e) => fail(format!("cannot store the blob: {e}")),
     }
 }

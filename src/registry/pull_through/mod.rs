@@ -11,6 +11,8 @@ mod fetch;
 mod manifests;
 mod records;
 pub(super) mod routing;
+mod spool;
+mod task;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,177 @@
+//! The spool of one blob fetch: an unlinked file holding every byte the
+//! upstream sent so far (in the page cache; written once, at memory speed),
+//! plus the most recent chunks kept in memory as they arrived (a bounded
+//! window). Readers that keep up with the upstream, and the storage copy,
+//! take their bytes from the window without a copy or a file read; readers
+//! further behind read the file.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+/// Bytes of recent chunks kept in memory per fetch.
+const WINDOW_BYTES: usize = 16 << 20;
+
+/// Bytes a read returns at most (from the file: one blocking-pool trip).
+const READ_CHUNK: u64 = 1 << 20;
+
+/// A window chunk at least this large is handed out alone, without a copy;
+/// smaller ones are joined with the next up to [`READ_CHUNK`].
+const MIN_PIECE: usize = 256 << 10;
+
+/// One fetch's bytes so far.
+pub(super) struct Spool {
+    file: File,
+    window: Mutex<Window>,
+}
+
+/// The latest chunks, by offset, at most [`WINDOW_BYTES`] of them.
+#[derive(Default)]
+struct Window {
+    chunks: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+}
+
+impl Spool {
+    /// A spool file nobody else can open: created in `dir`, then unlinked
+    /// at once, so it disappears with the last handle whatever happens.
+    pub fn create(dir: &Path) -> io::Result<Spool> {
+        let path = dir.join(format!("berth-spool-{}", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        Ok(Spool {
+            file,
+            window: Mutex::new(Window::default()),
+        })
+    }
+
+    /// Writes `chunks` one after the other from offset `at` (blocking: call
+    /// from the blocking pool).
+    pub fn write_at(&self, mut at: u64, chunks: &[Bytes]) -> io::Result<()> {
+        for c in chunks {
+            self.file.write_all_at(c, at)?;
+            at += c.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Keeps `chunks` (from offset `at`, already in the file) in the
+    /// window, dropping the oldest beyond its bound.
+    pub fn remember(&self, mut at: u64, chunks: Vec<Bytes>) {
+        let Ok(mut w) = self.window.lock() else {
+            return;
+        };
+        for c in chunks {
+            let len = c.len();
+            w.chunks.push_back((at, c));
+            w.bytes += len;
+            at += len as u64;
+        }
+        while w.bytes > WINDOW_BYTES {
+            match w.chunks.pop_front() {
+                Some((_, c)) => w.bytes -= c.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// The bytes at `pos` up to `limit` (exclusive) from the window, when it
+    /// still holds `pos`, at most [`READ_CHUNK`]: the rest of one chunk
+    /// without a copy when it is large, else consecutive chunks joined, so
+    /// a response is written in large pieces whatever size the upstream's
+    /// chunks were.
+    fn recent(&self, pos: u64, limit: u64) -> Option<Bytes> {
+        let want = (limit - pos).min(READ_CHUNK) as usize;
+        let mut parts = Vec::new();
+        {
+            let w = self.window.lock().ok()?;
+            let first = w.chunks.partition_point(|(start, _)| *start <= pos);
+            let mut at = pos;
+            let mut got = 0;
+            for (start, chunk) in w.chunks.range(first.checked_sub(1)?..) {
+                let Some(from) = at.checked_sub(*start).and_then(|d| usize::try_from(d).ok())
+                else {
+                    break;
+                };
+                if from >= chunk.len() {
+                    break;
+                }
+                let to = chunk.len().min(from + (want - got));
+                parts.push(chunk.slice(from..to));
+                got += to - from;
+                at += (to - from) as u64;
+                if got >= want || (parts.len() == 1 && got >= MIN_PIECE) {
+                    break;
+                }
+            }
+        }
+        match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(want);
+                for p in &parts {
+                    joined.extend_from_slice(p);
+                }
+                Some(joined.freeze())
+            }
+        }
+    }
+
+    /// The bytes at `pos` up to `limit` (exclusive; `pos < limit`, and all
+    /// of them already written): from the window if it still holds them,
+    /// else at most [`READ_CHUNK`] from the file.
+    pub async fn read(self: &Arc<Self>, pos: u64, limit: u64) -> io::Result<Bytes> {
+        if let Some(b) = self.recent(pos, limit) {
+            return Ok(b);
+        }
+        let n = (limit - pos).min(READ_CHUNK) as usize;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            this.file
+                .read_exact_at(&mut buf, pos)
+                .map(|()| Bytes::from(buf))
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_come_from_the_window_then_from_the_file() {
+        let spool = Arc::new(Spool::create(&std::env::temp_dir()).unwrap());
+        let a = Bytes::from(vec![1u8; 10]);
+        let b = Bytes::from(vec![2u8; 10]);
+        spool.write_at(0, &[a.clone(), b.clone()]).unwrap();
+        spool.remember(0, vec![a, b]);
+        // Within one chunk, cut at the limit.
+        assert_eq!(spool.read(12, 15).await.unwrap(), vec![2u8; 3]);
+        // Small chunks are joined into one piece.
+        let joined = spool.read(5, 20).await.unwrap();
+        assert_eq!(&joined[..5], &[1u8; 5]);
+        assert_eq!(&joined[5..], &[2u8; 10]);
+        // Past the window's bound, the file answers.
+        let big = Bytes::from(vec![3u8; WINDOW_BYTES]);
+        spool.write_at(20, std::slice::from_ref(&big)).unwrap();
+        spool.remember(20, vec![big]);
+        let early = spool.read(0, 20).await.unwrap();
+        assert_eq!(&early[..10], &[1u8; 10]);
+        assert_eq!(&early[10..], &[2u8; 10]);
+        assert_eq!(spool.read(19, 22).await.unwrap(), vec![2u8, 3, 3]);
+    }
+}
