@@ -124,6 +124,10 @@ fn apps_from_parts(
         Some(n) => n.clone(),
         None => Arc::new(crate::events::NoEvents),
     };
+    if let Some(m) = registry.mirrors() {
+        let fetches = crate::events::FetchEvents::new(events.clone(), &config.http.host);
+        m.set_listener(Arc::new(fetches));
+    }
     let ui = crate::ui::UiState::new(&config);
     let uploads = crate::http::limits::UploadLimiter::new(&config.limits);
     let state = Arc::new(HttpState {

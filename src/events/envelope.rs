@@ -204,6 +204,12 @@ impl Event {
             ),
             ManifestPushed(m) => ("push", manifest(m)),
             ManifestPulled(m) => ("pull", manifest(m)),
+            BlobFetched {
+                repository,
+                digest,
+                size,
+            } => ("fetch", blob(repository, digest, size)),
+            ManifestFetched(m) => ("fetch", manifest(m)),
         };
         Event {
             id: uuid::Uuid::new_v4().to_string(),

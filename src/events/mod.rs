@@ -8,11 +8,13 @@
 mod backlog;
 mod deliver;
 pub mod envelope;
+mod fetched;
 mod journal;
 mod notifier;
 mod status;
 
 pub use envelope::{Event, Reference};
+pub use fetched::FetchEvents;
 pub use notifier::Notifier;
 pub use status::EndpointStatus;
 
@@ -51,6 +53,15 @@ pub enum RegistryEvent {
     ManifestDeleted { repository: String, digest: String },
     /// A tag was deleted (on its own, or with the manifest it pointed at).
     TagDeleted { repository: String, tag: String },
+    /// The pull-through cache stored a blob fetched from an upstream
+    /// (berth's `fetch` action; clients' pulls are `pull` events).
+    BlobFetched {
+        repository: String,
+        digest: String,
+        size: u64,
+    },
+    /// The pull-through cache stored a manifest fetched from an upstream.
+    ManifestFetched(ManifestTarget),
 }
 
 /// The manifest an event is about.
@@ -162,4 +173,24 @@ pub fn check_endpoints(config: &Config) -> anyhow::Result<()> {
             .map_err(|err| anyhow::anyhow!("notifications endpoint {:?}: {err}", e.name))?;
     }
     Ok(())
+}
+
+/// distribution's `Manifest.References()`: config then layers of an
+/// image, the child manifests of an index.
+pub fn references(media_type: &str, body: &[u8]) -> Vec<Reference> {
+    let Ok(parsed) = crate::oci::manifest::parse(Some(media_type), body) else {
+        return Vec::new();
+    };
+    let descriptors = match parsed.kind {
+        crate::oci::manifest::ManifestKind::Image => parsed.blobs,
+        crate::oci::manifest::ManifestKind::Index => parsed.manifests,
+    };
+    descriptors
+        .into_iter()
+        .map(|d| Reference {
+            media_type: d.media_type,
+            size: d.size,
+            digest: d.digest.to_string(),
+        })
+        .collect()
 }

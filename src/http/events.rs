@@ -3,7 +3,7 @@
 //! agent, request id) and the typed event. Free when nothing listens.
 
 use super::Req;
-use crate::events::{ManifestTarget, Reference, RegistryEvent, RequestContext};
+use crate::events::{ManifestTarget, RegistryEvent, RequestContext};
 use crate::oci::digest::Digest;
 use crate::oci::name::{Reference as NameRef, RepoName};
 
@@ -50,7 +50,7 @@ pub(super) fn manifest_target(
     size: u64,
 ) -> ManifestTarget {
     let references = if req.st.events.wants_references() {
-        references(media_type, body)
+        crate::events::references(media_type, body)
     } else {
         Vec::new()
     };
@@ -65,24 +65,4 @@ pub(super) fn manifest_target(
         },
         references,
     }
-}
-
-/// distribution's `Manifest.References()`: config then layers of an
-/// image, the child manifests of an index.
-fn references(media_type: &str, body: &[u8]) -> Vec<Reference> {
-    let Ok(parsed) = crate::oci::manifest::parse(Some(media_type), body) else {
-        return Vec::new();
-    };
-    let descriptors = match parsed.kind {
-        crate::oci::manifest::ManifestKind::Image => parsed.blobs,
-        crate::oci::manifest::ManifestKind::Index => parsed.manifests,
-    };
-    descriptors
-        .into_iter()
-        .map(|d| Reference {
-            media_type: d.media_type,
-            size: d.size,
-            digest: d.digest.to_string(),
-        })
-        .collect()
 }

@@ -1,7 +1,9 @@
 //! Pulls through a pull-through mirror make the same `pull` events as any
 //! pull, cold (fetched from the upstream while served) and warm (from the
 //! cache), as registry:2's proxy does: its notification listener wraps the
-//! proxied repository, so every served manifest and blob is reported.
+//! proxied repository, so every served manifest and blob is reported. What
+//! the cache stored from the upstream is told once more, as berth's `fetch`
+//! action, on the cold pull only.
 
 use std::time::Duration;
 
@@ -30,7 +32,7 @@ fn summary(events: &[Value]) -> Vec<(String, String, String, String)> {
 }
 
 #[test]
-fn cold_and_warm_pulls_through_a_mirror_are_pull_events() {
+fn cold_and_warm_pulls_are_pull_events_and_cold_ones_fetch_events() {
     let tmp = tempdir("berth-ev-mirror-");
     let upstream = Berth::start(tmp.path(), &tmp.path().join("up"), "");
     let c = reqwest::Client::new();
@@ -63,37 +65,59 @@ fn cold_and_warm_pulls_through_a_mirror_are_pull_events() {
             }
         })
     };
-    let mut want: Vec<_> = std::iter::once(&manifest)
-        .chain(std::iter::once(&config))
-        .chain(&layers)
-        .map(|d| {
-            (
-                "pull".to_string(),
-                repo.to_string(),
-                d.clone(),
-                "GET".to_string(),
-            )
-        })
-        .collect();
-    want.sort();
-    let n = want.len();
+    let events = |action: &str| {
+        let mut v: Vec<_> = std::iter::once(&manifest)
+            .chain(std::iter::once(&config))
+            .chain(&layers)
+            .map(|d| {
+                (
+                    action.to_string(),
+                    repo.to_string(),
+                    d.clone(),
+                    "GET".to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let pulls = events("pull");
+    let n = pulls.len();
 
-    // Cold: everything comes from the upstream while it is served.
+    // Cold: everything comes from the upstream while it is served, and is
+    // stored: a pull and a fetch event for each manifest and blob.
     pull_all();
-    let cold = rx.wait_accepted(n, Duration::from_secs(30));
+    let cold = rx.wait_accepted(2 * n, Duration::from_secs(30));
+    let mut want = events("fetch");
+    want.extend(pulls.clone());
+    want.sort();
     assert_eq!(summary(&cold), want, "{cold:#?}");
-    // Warm: from the cache, the same events again.
+    // A fetch event has no client request or user behind it.
+    for e in cold.iter().filter(|e| e["action"] == "fetch") {
+        assert_eq!(
+            e["request"]["addr"].as_str().unwrap_or_default(),
+            "",
+            "{e:#?}"
+        );
+        assert_eq!(
+            e["actor"]["name"].as_str().unwrap_or_default(),
+            "",
+            "{e:#?}"
+        );
+        assert!(e["target"]["size"].as_u64().unwrap_or(0) > 0, "{e:#?}");
+    }
+    // Warm: from the cache, the same pull events again and no fetch.
     pull_all();
-    let all = rx.wait_accepted(2 * n, Duration::from_secs(30));
-    assert_eq!(summary(&all[n..]), want, "{all:#?}");
-    // Manifest events name the tag asked for, as for any pull.
+    let all = rx.wait_accepted(3 * n, Duration::from_secs(30));
+    assert_eq!(summary(&all[2 * n..]), pulls, "{all:#?}");
+    // Manifest events name the tag asked for (the fetch, the tag it stored).
     let tagged: Vec<_> = all
         .iter()
         .filter(|e| e["target"]["digest"] == manifest.as_str())
         .map(|e| e["target"]["tag"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(tagged, ["v1", "v1"]);
-    // Nothing else: no berth-only action for what the mirror fetched.
+    assert_eq!(tagged, ["v1", "v1", "v1"]);
+    // Nothing else.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(rx.accepted().len(), 2 * n);
+    assert_eq!(rx.accepted().len(), 3 * n);
 }

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::routing::Route;
+use super::CachedContent;
 use super::{records, MirrorStats};
 use crate::mirror::{RemoteManifest, UpstreamError};
 use crate::oci::digest::Digest;
@@ -66,6 +67,20 @@ impl Registry {
         route: &Route,
         digest: &Digest,
         head: bool,
+    ) -> RegistryResult<ServedManifest> {
+        self.manifest_by_digest_for(name, route, digest, head, None)
+            .await
+    }
+
+    /// [`Self::manifest_by_digest`] for a pull of `tag` (named in the
+    /// notice of a manifest this stores).
+    async fn manifest_by_digest_for(
+        &self,
+        name: &RepoName,
+        route: &Route,
+        digest: &Digest,
+        head: bool,
+        tag: Option<&Tag>,
     ) -> RegistryResult<ServedManifest> {
         let stats = &route.entry.stats;
         match self
@@ -129,6 +144,16 @@ impl Registry {
             )));
         }
         self.store_fetched(name, digest, &fetched).await?;
+        if let Some(m) = self.mirrors_state() {
+            m.listener.notify(CachedContent::Manifest {
+                repository: name.to_string(),
+                digest: digest.to_string(),
+                media_type: media_type_of(&fetched),
+                body: fetched.body.clone(),
+                tag: tag.map(|t| t.to_string()),
+                upstream: route.entry.remote.clone(),
+            });
+        }
         Ok(ServedManifest {
             size: fetched.body.len() as u64,
             digest: actual,
@@ -207,7 +232,7 @@ impl Registry {
         // or the tag no longer resolves once the upstream is down (the
         // client's GET by digest then finds the manifest cached).
         let served = self
-            .manifest_by_digest(name, route, &desc.digest, false)
+            .manifest_by_digest_for(name, route, &desc.digest, false, Some(tag))
             .await?;
         let writes = self.tag_writes(name, tag, &served.digest).await;
         self.driver.apply_deferred(writes).await?;

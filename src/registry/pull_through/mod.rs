@@ -7,6 +7,7 @@
 //! distribution's layout, so listings, deletes and GC need nothing special.
 
 mod blobs;
+mod cached;
 mod fetch;
 mod manifests;
 mod records;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use blobs::{MirrorBlob, MirrorBlobStream};
+pub use cached::{CacheListener, CachedContent};
 pub use manifests::ServedManifest;
 pub use records::LAST_PULLED_FILE;
 pub use routing::{Mode, WriteKind};
@@ -99,6 +101,8 @@ pub struct Mirrors {
     pulled: records::PullRecords,
     /// One upstream manifest request per `name@reference` at a time.
     in_flight: records::KeyLocks,
+    /// Who hears of content stored from upstreams (notifications).
+    listener: cached::ListenerSlot,
 }
 
 impl Mirrors {
@@ -110,7 +114,14 @@ impl Mirrors {
             tag_checks: records::TagChecks::default(),
             pulled: records::PullRecords::default(),
             in_flight: records::KeyLocks::default(),
+            listener: cached::ListenerSlot::default(),
         }
+    }
+
+    /// Sets who hears of each blob and manifest the cache stores from an
+    /// upstream (once; later calls are ignored).
+    pub fn set_listener(&self, listener: std::sync::Arc<dyn CacheListener>) {
+        self.listener.set(listener);
     }
 
     /// Appends each mirror's counters in Prometheus text format, labelled

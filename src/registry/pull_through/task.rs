@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::fetch::{Phase, Progress, Target};
 use super::spool::Spool;
-use super::MirrorStats;
+use super::{CachedContent, MirrorStats};
 use crate::mirror::RemoteBlob;
 use crate::oci::digest::Hasher;
 use crate::oci::name::UploadId;
@@ -243,5 +243,14 @@ async fn store(
         .commit_to_then(driver.as_ref(), &blob_key, then)
         .await
         .map_err(|e| e.to_string())?;
-    driver.sync().await.map_err(|e| e.to_string())
+    driver.sync().await.map_err(|e| e.to_string())?;
+    if let Some(m) = t.registry.mirrors_state() {
+        m.listener.notify(CachedContent::Blob {
+            repository: name.to_string(),
+            digest: digest.to_string(),
+            size: pos,
+            upstream: t.entry.remote.clone(),
+        });
+    }
+    Ok(())
 }
