@@ -1,8 +1,9 @@
 //! Mark phase: which manifests a repository keeps, and every blob they
 //! need, marked into one compact [`DigestSet`] shared by all repositories
-//! (a repository's own data is dropped once it is marked). Roots are the linked revisions (only the tagged ones with
-//! `delete_untagged`); from each kept manifest the closure follows index
-//! children and referrers (manifests whose `subject` is kept).
+//! (a repository's own data is dropped once it is marked). Roots are the
+//! linked revisions (only the tagged ones with `delete_untagged`); from each
+//! kept manifest the closure follows index children and referrers
+//! (manifests whose `subject` is kept).
 
 use std::collections::{HashMap, HashSet};
 
