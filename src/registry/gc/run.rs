@@ -39,6 +39,9 @@ use super::{EventSink, GcEvent, GcOptions, GcReport};
 /// Most unmarked blobs one online round considers (4 MiB of candidates).
 pub const CANDIDATES_MAX: usize = 1 << 17;
 
+/// Blobs stat-ed and deleted together (under one hold of the tracker lock).
+pub const SWEEP_BATCH: usize = 32;
+
 /// How often a run logs how far it got.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
@@ -189,12 +192,16 @@ pub(super) async fn run(
     if !online {
         report.blobs_marked = marks1.len();
         for (i, prefix) in prefixes.iter().enumerate() {
-            for d in blobs_under(driver, prefix).await? {
-                report.blobs_scanned += 1;
-                if !marks1.contains(&d) {
-                    let mut sweeper = sweeper(registry, opts, cutoff, events, &mut report);
-                    sweeper.blob(&d, false).await?;
-                }
+            let listed = blobs_under(driver, prefix).await?;
+            report.blobs_scanned += listed.len();
+            let unmarked: Vec<(Digest, bool)> = listed
+                .into_iter()
+                .filter(|d| !marks1.contains(d))
+                .map(|d| (d, false))
+                .collect();
+            for batch in unmarked.chunks(SWEEP_BATCH) {
+                let mut sweeper = sweeper(registry, opts, cutoff, events, &mut report);
+                sweeper.blobs(batch).await?;
             }
             progress.tick("sweeping blobs", i + 1, prefixes.len(), &report);
             tokio::task::yield_now().await;
@@ -239,15 +246,20 @@ pub(super) async fn run(
             }
             first = false;
             let total = candidates.len();
-            for (i, d) in candidates.iter().enumerate() {
-                if !marks2.contains(&d) {
-                    let mut sweeper = sweeper(registry, opts, cutoff, events, &mut report);
-                    sweeper.blob(&d, young.contains(&d)).await?;
-                }
-                if i % 256 == 255 {
-                    progress.tick("sweeping blobs", i + 1, total, &report);
-                    tokio::task::yield_now().await;
-                }
+            let mut batch = Vec::with_capacity(SWEEP_BATCH);
+            let mut all = candidates.iter().filter(|d| !marks2.contains(d)).peekable();
+            let mut done = 0;
+            while all.peek().is_some() {
+                batch.clear();
+                batch.extend(all.by_ref().take(SWEEP_BATCH).map(|d| {
+                    let y = young.contains(&d);
+                    (d, y)
+                }));
+                done += batch.len();
+                let mut sweeper = sweeper(registry, opts, cutoff, events, &mut report);
+                sweeper.blobs(&batch).await?;
+                progress.tick("sweeping blobs", done, total, &report);
+                tokio::task::yield_now().await;
             }
         }
     }
@@ -358,21 +370,32 @@ async fn second_pass(
                 p.protected.insert((name.clone(), d));
             }
         }
-        for (d, key) in &links.revisions {
-            if p.candidates.contains(d)
-                && !young.contains(d)
-                && is_young(driver, key, cutoff).await?
-            {
-                young.insert(d);
-            }
-        }
+        // Links to candidates: their mtimes, a batch at a time.
+        let mut to_stat: Vec<(Digest, String)> = links
+            .revisions
+            .iter()
+            .filter(|(d, _)| p.candidates.contains(d))
+            .map(|(d, k)| (d.clone(), k.clone()))
+            .collect();
         drop(links);
-        for (d, key) in layer_links(driver, &name).await? {
-            if p.candidates.contains(&d)
-                && !young.contains(&d)
-                && is_young(driver, &key, cutoff).await?
-            {
-                young.insert(&d);
+        to_stat.extend(
+            layer_links(driver, &name)
+                .await?
+                .into_iter()
+                .filter(|(d, _)| p.candidates.contains(d)),
+        );
+        for batch in to_stat.chunks(SWEEP_BATCH) {
+            let ages = futures::future::join_all(
+                batch
+                    .iter()
+                    .filter(|(d, _)| !young.contains(d))
+                    .map(|(d, key)| async move { (d, is_young(driver, key, cutoff).await) }),
+            )
+            .await;
+            for (d, age) in ages {
+                if age? {
+                    young.insert(d);
+                }
             }
         }
         done += 1;

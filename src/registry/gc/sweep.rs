@@ -107,44 +107,59 @@ impl Sweeper<'_> {
         Ok(kept)
     }
 
-    /// Deletes the unmarked blob `digest` unless, online, its data is young,
-    /// a link to it is (`young_link`, found by the caller), or a request
-    /// used it during the run.
-    pub async fn blob(&mut self, digest: &Digest, young_link: bool) -> RegistryResult<()> {
+    /// Deletes the unmarked blobs of `batch` (digest, has a young link
+    /// found by the caller), except, online, those whose data is young or
+    /// that a request used during the run. Stats and deletes of a batch run
+    /// concurrently, the deletes under one hold of the tracker's lock.
+    pub async fn blobs(&mut self, batch: &[(Digest, bool)]) -> RegistryResult<()> {
         let driver = self.registry.driver.as_ref();
-        let info = match driver
-            .stat(&StoragePath::BlobData { digest }.to_key())
-            .await
-        {
-            Ok(info) => info,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if self.online() && (young_link || info.modified.is_none_or(|m| m >= self.cutoff)) {
-            self.report.kept_recent += 1;
-            return Ok(());
+        let stats = futures::future::join_all(batch.iter().map(|(digest, _)| async move {
+            match driver
+                .stat(&StoragePath::BlobData { digest }.to_key())
+                .await
+            {
+                Ok(info) => Ok(Some(info)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
+        let mut doomed: Vec<RemovedBlob> = Vec::new();
+        for ((digest, young_link), info) in batch.iter().zip(stats) {
+            let Some(info) = info? else {
+                continue;
+            };
+            if self.online() && (*young_link || info.modified.is_none_or(|m| m >= self.cutoff)) {
+                self.report.kept_recent += 1;
+                continue;
+            }
+            doomed.push(RemovedBlob {
+                digest: digest.clone(),
+                size: info.size,
+            });
         }
-        let removed = RemovedBlob {
-            digest: digest.clone(),
-            size: info.size,
-        };
-        if !self.opts.dry_run {
-            let dir = StoragePath::BlobDir { digest }.to_key();
-            let done = self
-                .registry
+        let done: Vec<Option<RegistryResult<()>>> = if self.opts.dry_run {
+            doomed.iter().map(|_| Some(Ok(()))).collect()
+        } else {
+            let digests: Vec<Digest> = doomed.iter().map(|b| b.digest.clone()).collect();
+            self.registry
                 .recent
-                .delete_unless_recent(digest, delete_quietly(driver, &dir))
-                .await;
+                .delete_many_unless_recent(&digests, |digest| {
+                    let dir = StoragePath::BlobDir { digest }.to_key();
+                    async move { delete_quietly(driver, &dir).await }
+                })
+                .await
+        };
+        for (removed, done) in doomed.into_iter().zip(done) {
             match done {
-                None => {
-                    self.report.kept_recent += 1;
-                    return Ok(());
+                None => self.report.kept_recent += 1,
+                Some(r) => {
+                    r?;
+                    (self.events)(GcEvent::BlobRemoved(&removed));
+                    self.report.push_blob(removed);
                 }
-                Some(r) => r?,
             }
         }
-        (self.events)(GcEvent::BlobRemoved(&removed));
-        self.report.push_blob(removed);
         Ok(())
     }
 }

@@ -224,6 +224,35 @@ impl RecentDigests {
         Some(out)
     }
 
+    /// [`Self::delete_unless_recent`] for many digests under one hold of
+    /// the lock: the deletes of those not recent run concurrently (a sweep
+    /// under load otherwise waits behind every request's touch once per
+    /// blob). Returns, per digest in order, `None` when skipped.
+    pub async fn delete_many_unless_recent<F, Fut, T>(
+        &self,
+        digests: &[Digest],
+        delete: F,
+    ) -> Vec<Option<T>>
+    where
+        F: Fn(&Digest) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let st = self.inner.lock().await;
+        let now = Instant::now();
+        let runs = digests.iter().map(|d| {
+            let go = (!st.is_recent(d, now)).then(|| delete(d));
+            async move {
+                match go {
+                    Some(f) => Some(f.await),
+                    None => None,
+                }
+            }
+        });
+        let out = futures::future::join_all(runs).await;
+        drop(st);
+        out
+    }
+
     /// Drops expired entries (called once per collection run).
     pub async fn prune(&self) {
         self.inner.lock().await.prune(Instant::now());
@@ -253,6 +282,13 @@ mod tests {
         assert!(r.is_recent(&d).await);
         assert_eq!(r.delete_unless_recent(&d, async { 1 }).await, None);
         assert_eq!(r.delete_unless_recent(&e, async { 2 }).await, Some(2));
+        let many = r
+            .delete_many_unless_recent(&[d.clone(), e.clone()], |x| {
+                let x = x.clone();
+                async move { x }
+            })
+            .await;
+        assert_eq!(many, vec![None, Some(e)]);
     }
 
     /// Past `EXACT_MAX` digests within the retention the tracker stays
