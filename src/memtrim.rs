@@ -33,10 +33,18 @@ pub fn trim() {
 /// 15 with two arenas (docs/performance.md), for the same CPU per request
 /// within 1-2 %. Call before any thread starts. An operator's own
 /// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` is left to decide.
+///
+/// Also fixes the mmap threshold at [`MMAP_THRESHOLD`]: glibc raises it
+/// (up to 32 MiB) each time a large block is freed, after which the 64 KiB
+/// to 1 MiB buffers of blob bodies and listings come from the arenas, where
+/// they stay resident and fragment them; above a fixed threshold they are
+/// mapped and unmapped, so what the load took goes back when it ends.
+/// An operator's `MALLOC_MMAP_THRESHOLD_` or `GLIBC_TUNABLES` decides
+/// instead.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn limit_arenas() {
-    let overridden = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-        || std::env::var_os("GLIBC_TUNABLES").is_some();
+    let tunables = std::env::var_os("GLIBC_TUNABLES").is_some();
+    let overridden = std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables;
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     if let Some(arenas) = arena_cap(overridden, cpus) {
         // SAFETY: mallopt takes plain integers and only sets a glibc
@@ -45,7 +53,18 @@ pub fn limit_arenas() {
             libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
+    if !tunables && std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: as above, an integer parameter of glibc's allocator.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+    }
 }
+
+/// Blocks at least this big are mapped on their own (glibc's initial
+/// value, kept fixed; see [`limit_arenas`]).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub const MMAP_THRESHOLD: std::ffi::c_int = 128 * 1024;
 
 /// The arena cap for `cpus` CPUs, or none when the operator's environment
 /// already sets the allocator up.

@@ -11,22 +11,12 @@ use std::time::SystemTime;
 
 use crate::oci::digest::Digest;
 use crate::storage::paths::parse_link;
-use crate::storage::StorageDriver;
 
 use super::super::{Registry, RegistryResult};
 use super::expiry::Choice;
 use super::scan::Layout;
-use super::sweep::is_young;
+use super::sweep::{delete_quietly, is_young};
 use super::{EventSink, GcEvent, GcOptions, GcReport, RemovedManifest};
-
-/// Deletes a key, treating "already gone" as done.
-async fn delete_quietly(driver: &dyn StorageDriver, key: &str) -> RegistryResult<()> {
-    match driver.delete(key).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Expires `choices` in storage (unless a dry run) and in `layout`;
 /// returns the (repository, digest) pairs expired.
@@ -98,7 +88,7 @@ pub(super) async fn apply(
             reason: reason.describe(),
         });
         report.manifests_expired += 1;
-        report.manifests_removed.push(removed);
+        report.push_manifest(removed);
         done.insert((repo, digest));
     }
     prune(layout, &done);

@@ -11,25 +11,25 @@
 //!
 //! Also here: upload purging (`purge`) and the background workers (`worker`).
 
+pub mod digests;
 mod expire;
 pub mod expiry;
 pub mod mark;
 pub mod purge;
 pub mod refs;
+pub mod repos;
+mod run;
 pub mod scan;
 pub mod stats;
 mod sweep;
 pub mod tracker;
 pub mod worker;
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use crate::oci::digest::Digest;
 
 use super::{Registry, RegistryResult};
-use mark::{mark, RefCache};
-use scan::Layout;
 
 /// How a collection runs.
 #[derive(Debug, Clone, Default)]
@@ -78,12 +78,19 @@ pub struct GcReport {
     pub blobs_marked: usize,
     /// Blobs found in storage.
     pub blobs_scanned: usize,
-    /// Manifest revisions unlinked (expired cache content included).
+    /// Manifest revisions unlinked (expired cache content included): the
+    /// first [`REPORT_LIST_MAX`]; `manifests_removed_total` counts them all.
     pub manifests_removed: Vec<RemovedManifest>,
+    /// Manifest revisions unlinked in all.
+    pub manifests_removed_total: usize,
     /// How many of those were cached manifests expired by `ttl`/`maxsize`.
     pub manifests_expired: usize,
-    /// Blobs removed.
+    /// Blobs removed: the first [`REPORT_LIST_MAX`] (a run can remove
+    /// millions; [`GcEvent::BlobRemoved`] reports every one as it goes);
+    /// `blobs_removed_total` counts them all.
     pub blobs_removed: Vec<RemovedBlob>,
+    /// Blobs removed in all.
+    pub blobs_removed_total: usize,
     /// Unreferenced blobs or manifests kept because they were written, linked
     /// or used within the grace period (online runs only).
     pub kept_recent: usize,
@@ -91,6 +98,28 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Wall time of the run.
     pub duration: Duration,
+}
+
+/// Most removed blobs and manifests a [`GcReport`] lists.
+pub const REPORT_LIST_MAX: usize = 1000;
+
+impl GcReport {
+    /// Counts a removed blob (listed while under [`REPORT_LIST_MAX`]).
+    pub fn push_blob(&mut self, b: RemovedBlob) {
+        self.blobs_removed_total += 1;
+        self.bytes_freed += b.size;
+        if self.blobs_removed.len() < REPORT_LIST_MAX {
+            self.blobs_removed.push(b);
+        }
+    }
+
+    /// Counts an unlinked manifest (listed while under [`REPORT_LIST_MAX`]).
+    pub fn push_manifest(&mut self, m: RemovedManifest) {
+        self.manifests_removed_total += 1;
+        if self.manifests_removed.len() < REPORT_LIST_MAX {
+            self.manifests_removed.push(m);
+        }
+    }
 }
 
 /// Progress and removals as they happen (the CLI prints them).
@@ -124,151 +153,14 @@ pub type EventSink<'a> = &'a (dyn Fn(GcEvent<'_>) + Send + Sync);
 /// Ignores events (workers and tests).
 pub fn no_events(_: GcEvent<'_>) {}
 
-/// Runs one collection over `registry`'s storage.
+/// Runs one collection over `registry`'s storage (see `run.rs` for the
+/// order of its steps and the memory each holds).
 pub async fn run_once(
     registry: &Registry,
     opts: &GcOptions,
     events: EventSink<'_>,
 ) -> RegistryResult<GcReport> {
-    let started = Instant::now();
-    let online = !opts.grace.is_zero();
-    // Anything modified at or after `cutoff` is young and stays.
-    let cutoff = SystemTime::now()
-        .checked_sub(opts.grace)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let driver = registry.driver.as_ref();
-    registry.recent.prune().await;
-    let mut cache = RefCache::default();
-
-    events(GcEvent::Progress {
-        phase: "marking",
-        done: 0,
-        total: 0,
-    });
-    let mut layout1 = Layout::scan(driver).await?;
-    let mut early = GcReport::default();
-    let expired = if opts.cache.is_empty() {
-        HashSet::new()
-    } else {
-        let choices =
-            expiry::select(driver, &layout1, &opts.cache, SystemTime::now(), &mut cache).await?;
-        expire::apply(
-            registry,
-            &mut layout1,
-            choices,
-            opts,
-            cutoff,
-            events,
-            &mut early,
-        )
-        .await?
-    };
-    let mut marks = mark(
-        driver,
-        &layout1,
-        opts.delete_untagged,
-        &HashSet::new(),
-        &mut cache,
-    )
-    .await?;
-    let blobs = scan::all_blobs(driver).await?;
-
-    let layout = if online {
-        // Untagged manifests linked or used recently stay, with what they
-        // reach; then everything is marked again from a fresh listing, so
-        // links and tags written during the first pass count too.
-        let mut protected = HashSet::new();
-        for (repo, digest) in &marks.untagged {
-            let key = layout1
-                .repos
-                .get(repo)
-                .and_then(|r| r.revisions.get(digest));
-            let young = match key {
-                Some(k) => sweep::is_young(driver, k, cutoff).await?,
-                None => true,
-            };
-            if young || registry.recent.is_recent(digest).await {
-                protected.insert((repo.clone(), digest.clone()));
-            }
-        }
-        let mut layout2 = Layout::scan(driver).await?;
-        if opts.dry_run {
-            expire::prune(&mut layout2, &expired);
-        }
-        let second = mark(
-            driver,
-            &layout2,
-            opts.delete_untagged,
-            &protected,
-            &mut cache,
-        )
-        .await?;
-        marks.blobs.extend(second.blobs);
-        marks.manifests_kept = second.manifests_kept;
-        marks.untagged = marks
-            .untagged
-            .intersection(&second.untagged)
-            .cloned()
-            .collect();
-        layout2
-    } else {
-        layout1
-    };
-
-    let mut report = GcReport {
-        dry_run: opts.dry_run,
-        repositories: layout.repos.len(),
-        manifests_marked: marks.manifests_kept,
-        blobs_marked: marks.blobs.len(),
-        blobs_scanned: blobs.len(),
-        manifests_removed: early.manifests_removed,
-        manifests_expired: early.manifests_expired,
-        kept_recent: early.kept_recent,
-        ..GcReport::default()
-    };
-    let mut sweeper = sweep::Sweeper {
-        registry,
-        layout: &layout,
-        opts,
-        cutoff,
-        events,
-        cache: &mut cache,
-        report: &mut report,
-    };
-    sweeper.manifests(&marks.untagged, &mut marks.blobs).await?;
-    sweeper.blobs(&blobs, &marks.blobs).await?;
-    if !opts.dry_run {
-        // Repositories left without manifests leave listings now, not at
-        // the next index refresh.
-        let emptied: std::collections::BTreeSet<&str> = report
-            .manifests_removed
-            .iter()
-            .map(|m| m.repository.as_str())
-            .collect();
-        for repo in emptied {
-            if let Err(e) = registry.recheck_listed(repo).await {
-                tracing::warn!(repository = repo, error = %e, "cannot recheck a repository for listings; the next index refresh will");
-            }
-        }
-    }
-
-    report.bytes_freed = report.blobs_removed.iter().map(|b| b.size).sum();
-    report.duration = started.elapsed();
-    tracing::info!(
-        dry_run = report.dry_run,
-        repositories = report.repositories,
-        manifests_marked = report.manifests_marked,
-        blobs_marked = report.blobs_marked,
-        blobs_scanned = report.blobs_scanned,
-        manifests_removed = report.manifests_removed.len(),
-        manifests_expired = report.manifests_expired,
-        blobs_removed = report.blobs_removed.len(),
-        kept_recent = report.kept_recent,
-        bytes_freed = report.bytes_freed,
-        duration_ms = report.duration.as_millis() as u64,
-        "garbage collection finished"
-    );
-    Ok(report)
+    run::run(registry, opts, events).await
 }
 
 impl Registry {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::storage::StorageDriver;
 
 use super::super::{Registry, RegistryResult};
-use super::scan::Layout;
+use super::repos::RepoNames;
+use super::scan::{list_or_empty, repo_key};
 
 /// How a purge runs.
 #[derive(Debug, Clone)]
@@ -79,22 +80,28 @@ pub async fn purge_uploads_at(
     let started = Instant::now();
     let driver = registry.driver.as_ref();
     let cutoff = now.checked_sub(opts.age).unwrap_or(SystemTime::UNIX_EPOCH);
-    let layout = Layout::scan(driver).await?;
     let mut report = PurgeReport::default();
-    for dir in layout.repos.values().flat_map(|r| r.uploads.iter()) {
-        report.uploads_scanned += 1;
-        let old = started_at(driver, dir).await?.is_none_or(|t| t < cutoff);
-        if !old {
-            continue;
-        }
-        if !opts.dry_run {
-            match driver.delete(dir).await {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
+    // One repository's upload directories at a time (not every key of the
+    // registry at once).
+    let mut names = RepoNames::default();
+    while let Some(name) = names.next(driver).await? {
+        let uploads = list_or_empty(driver, &format!("{}/_uploads", repo_key(&name))).await?;
+        for dir in uploads {
+            report.uploads_scanned += 1;
+            let old = started_at(driver, &dir).await?.is_none_or(|t| t < cutoff);
+            if !old {
+                continue;
             }
+            if !opts.dry_run {
+                match driver.delete(&dir).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            report.removed.push(dir);
         }
-        report.removed.push(dir.clone());
+        tokio::task::yield_now().await;
     }
     report.duration = started.elapsed();
     tracing::info!(

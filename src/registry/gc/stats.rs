@@ -53,9 +53,9 @@ impl GcStats {
         self.runs.fetch_add(1, rel);
         if !r.dry_run {
             self.blobs_removed
-                .fetch_add(r.blobs_removed.len() as u64, rel);
+                .fetch_add(r.blobs_removed_total as u64, rel);
             self.manifests_removed
-                .fetch_add(r.manifests_removed.len() as u64, rel);
+                .fetch_add(r.manifests_removed_total as u64, rel);
             self.bytes_freed.fetch_add(r.bytes_freed, rel);
         }
         self.last_blobs_marked.store(r.blobs_marked as u64, rel);
@@ -64,9 +64,9 @@ impl GcStats {
         self.last_duration_micros
             .store(r.duration.as_micros() as u64, rel);
         self.last_blobs_removed
-            .store(r.blobs_removed.len() as u64, rel);
+            .store(r.blobs_removed_total as u64, rel);
         self.last_manifests_removed
-            .store(r.manifests_removed.len() as u64, rel);
+            .store(r.manifests_removed_total as u64, rel);
         self.last_bytes_freed.store(r.bytes_freed, rel);
         self.last_dry_run.store(u64::from(r.dry_run), rel);
         let now = std::time::SystemTime::now()

@@ -1,9 +1,8 @@
-//! Sweep phase: unlink the manifests the mark phase let go, then delete the
-//! unmarked blobs. Online runs skip anything young (by `stat` mtime, against
-//! the run's cutoff) and check-and-delete each digest under the in-process
+//! Sweep phase: unlink the manifests the mark phase let go, delete unmarked
+//! blobs. Online runs skip anything young (by `stat` mtime, against the
+//! run's cutoff) and check-and-delete each digest under the in-process
 //! tracker's lock.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::oci::digest::Digest;
@@ -11,8 +10,9 @@ use crate::storage::paths::StoragePath;
 use crate::storage::StorageDriver;
 
 use super::super::{Registry, RegistryResult};
+use super::digests::DigestSet;
 use super::mark::{mark_closure, RefCache};
-use super::scan::Layout;
+use super::scan::RepoLinks;
 use super::{EventSink, GcEvent, GcOptions, GcReport, RemovedBlob, RemovedManifest};
 
 /// True when the object at `key` was modified at or after `cutoff`, or its
@@ -30,7 +30,7 @@ pub async fn is_young(
 }
 
 /// Deletes a key, treating "already gone" as done.
-async fn delete_quietly(driver: &dyn StorageDriver, key: &str) -> RegistryResult<()> {
+pub(super) async fn delete_quietly(driver: &dyn StorageDriver, key: &str) -> RegistryResult<()> {
     match driver.delete(key).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
@@ -41,11 +41,9 @@ async fn delete_quietly(driver: &dyn StorageDriver, key: &str) -> RegistryResult
 /// State of one sweep.
 pub struct Sweeper<'a> {
     pub registry: &'a Registry,
-    pub layout: &'a Layout,
     pub opts: &'a GcOptions,
     pub cutoff: SystemTime,
     pub events: EventSink<'a>,
-    pub cache: &'a mut RefCache,
     pub report: &'a mut GcReport,
 }
 
@@ -54,25 +52,23 @@ impl Sweeper<'_> {
         !self.opts.grace.is_zero()
     }
 
-    /// Unlinks untagged manifest revisions (their tag history entries and
-    /// referrer links go too). One used during the run is kept, and so is
-    /// everything it reaches.
+    /// Unlinks the revisions `untagged` of repository `name` (their tag
+    /// history entries and referrer links go too). One used during the run
+    /// is kept, with everything it reaches marked into `marked`; those are
+    /// returned.
     pub async fn manifests(
         &mut self,
-        untagged: &BTreeSet<(String, Digest)>,
-        marked: &mut HashSet<Digest>,
-    ) -> RegistryResult<()> {
+        name: &str,
+        links: &RepoLinks,
+        untagged: &[Digest],
+        cache: &mut RefCache,
+        marked: &mut DigestSet,
+    ) -> RegistryResult<Vec<Digest>> {
         let driver = self.registry.driver.as_ref();
-        for (repo, digest) in untagged {
-            let Some(links) = self.layout.repos.get(repo) else {
-                continue;
-            };
+        let mut kept = Vec::new();
+        for digest in untagged {
             let Some(link) = links.revisions.get(digest) else {
                 continue;
-            };
-            let removed = RemovedManifest {
-                repository: repo.clone(),
-                digest: digest.clone(),
             };
             if !self.opts.dry_run {
                 let dir = link.trim_end_matches("/link");
@@ -84,7 +80,8 @@ impl Sweeper<'_> {
                 match done {
                     None => {
                         self.report.kept_recent += 1;
-                        mark_closure(driver, digest, self.cache, marked).await?;
+                        mark_closure(driver, digest, cache, marked).await?;
+                        kept.push(digest.clone());
                         continue;
                     }
                     Some(r) => r?,
@@ -100,99 +97,69 @@ impl Sweeper<'_> {
                     }
                 }
             }
+            let removed = RemovedManifest {
+                repository: name.to_string(),
+                digest: digest.clone(),
+            };
             (self.events)(GcEvent::ManifestRemoved(&removed));
-            self.report.manifests_removed.push(removed);
+            self.report.push_manifest(removed);
         }
-        Ok(())
+        Ok(kept)
     }
 
-    /// Deletes every blob of `blobs` that is not marked (and, online, not
-    /// young, not linked recently, not used during the run).
-    pub async fn blobs(
-        &mut self,
-        blobs: &[(Digest, String)],
-        marked: &HashSet<Digest>,
-    ) -> RegistryResult<()> {
+    /// Deletes the unmarked blobs of `batch` (digest, has a young link
+    /// found by the caller), except, online, those whose data is young or
+    /// that a request used during the run. Stats and deletes of a batch run
+    /// concurrently, the deletes under one hold of the tracker's lock.
+    pub async fn blobs(&mut self, batch: &[(Digest, bool)]) -> RegistryResult<()> {
         let driver = self.registry.driver.as_ref();
-        let layout = self.layout;
-        let links = if self.online() {
-            links_by_digest(layout)
-        } else {
-            HashMap::new()
-        };
-        let total = blobs.len();
-        for (i, (digest, key)) in blobs.iter().enumerate() {
-            if i % 64 == 0 || i + 1 == total {
-                (self.events)(GcEvent::Progress {
-                    phase: "sweeping blobs",
-                    done: i + 1,
-                    total,
-                });
+        let stats = futures::future::join_all(batch.iter().map(|(digest, _)| async move {
+            match driver
+                .stat(&StoragePath::BlobData { digest }.to_key())
+                .await
+            {
+                Ok(info) => Ok(Some(info)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
             }
-            if marked.contains(digest) {
+        }))
+        .await;
+        let mut doomed: Vec<RemovedBlob> = Vec::new();
+        for ((digest, young_link), info) in batch.iter().zip(stats) {
+            let Some(info) = info? else {
                 continue;
-            }
-            let info = match driver.stat(key).await {
-                Ok(info) => info,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
             };
-            if self.online() && self.is_recent(digest, &info, &links).await? {
+            if self.online() && (*young_link || info.modified.is_none_or(|m| m >= self.cutoff)) {
                 self.report.kept_recent += 1;
                 continue;
             }
-            let removed = RemovedBlob {
+            doomed.push(RemovedBlob {
                 digest: digest.clone(),
                 size: info.size,
-            };
-            if !self.opts.dry_run {
-                let dir = StoragePath::BlobDir { digest }.to_key();
-                let done = self
-                    .registry
-                    .recent
-                    .delete_unless_recent(digest, delete_quietly(driver, &dir))
-                    .await;
-                match done {
-                    None => {
-                        self.report.kept_recent += 1;
-                        continue;
-                    }
-                    Some(r) => r?,
+            });
+        }
+        let done: Vec<Option<RegistryResult<()>>> = if self.opts.dry_run {
+            doomed.iter().map(|_| Some(Ok(()))).collect()
+        } else {
+            let digests: Vec<Digest> = doomed.iter().map(|b| b.digest.clone()).collect();
+            self.registry
+                .recent
+                .delete_many_unless_recent(&digests, |digest| {
+                    let dir = StoragePath::BlobDir { digest }.to_key();
+                    async move { delete_quietly(driver, &dir).await }
+                })
+                .await
+        };
+        for (removed, done) in doomed.into_iter().zip(done) {
+            match done {
+                None => self.report.kept_recent += 1,
+                Some(r) => {
+                    r?;
+                    (self.events)(GcEvent::BlobRemoved(&removed));
+                    self.report.push_blob(removed);
                 }
             }
-            (self.events)(GcEvent::BlobRemoved(&removed));
-            self.report.blobs_removed.push(removed);
         }
         Ok(())
     }
-
-    /// Data written, or a layer/revision link to it written, at or after the
-    /// cutoff.
-    async fn is_recent(
-        &self,
-        digest: &Digest,
-        info: &crate::storage::FileInfo,
-        links: &HashMap<&Digest, Vec<&String>>,
-    ) -> RegistryResult<bool> {
-        if info.modified.is_none_or(|m| m >= self.cutoff) {
-            return Ok(true);
-        }
-        for key in links.get(digest).into_iter().flatten() {
-            if is_young(self.registry.driver.as_ref(), key, self.cutoff).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-}
-
-/// Every layer and revision link in every repository, by digest.
-fn links_by_digest(layout: &Layout) -> HashMap<&Digest, Vec<&String>> {
-    let mut out: HashMap<&Digest, Vec<&String>> = HashMap::new();
-    for repo in layout.repos.values() {
-        for (d, k) in repo.layers.iter().chain(repo.revisions.iter()) {
-            out.entry(d).or_default().push(k);
-        }
-    }
-    out
 }
