@@ -22,7 +22,10 @@ if r["gc_runs"] < 1:
     misses.append("no GC run during the soak")
 if r["fds_after"] > r["fds_start"] + 4:
     misses.append(f'fds {r["fds_start"]} at the start, {r["fds_after"]} after')
-if r["fds_second_half_max"] > r["fds_first_half_max"] + 16:
+# The GC runs in the second half and stats and deletes up to 32 blobs at
+# once (registry::gc::run::SWEEP_BATCH), each a descriptor for a moment; a
+# leak shows as growth beyond that, and in fds_after.
+if r["fds_second_half_max"] > r["fds_first_half_max"] + 16 + 32:
     misses.append("fds grow over the run")
 if r["rss_peak_mib"] > 64:
     misses.append(f'peak RSS {r["rss_peak_mib"]} MiB > 64')

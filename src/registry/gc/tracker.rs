@@ -134,6 +134,11 @@ impl State {
         let retention = self.retention;
         self.seen
             .retain(|_, t| now.saturating_duration_since(*t) < retention);
+        // A burst's table stays allocated after its entries expire: give
+        // it back once mostly empty.
+        if self.seen.capacity() > 1024 && self.seen.len() < self.seen.capacity() / 4 {
+            self.seen.shrink_to(self.seen.len() * 2);
+        }
         let keep = u32::try_from(retention.as_secs()).unwrap_or(u32::MAX);
         let now_s = self.secs(now);
         if self
