@@ -101,6 +101,10 @@ impl StorageDriver for Metered {
         }))
     }
 
+    fn local_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.inner.local_path(path)
+    }
+
     async fn stat(&self, path: &str) -> StorageResult<FileInfo> {
         timed!(self, StorageOp::Stat, self.inner.stat(path))
     }

@@ -178,6 +178,16 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Errors: `NotFound` when `append` is set and nothing is there to continue.
     async fn writer(&self, path: &str, append: bool) -> StorageResult<Box<dyn FileWriter>>;
 
+    /// The local file that holds (or will hold) the object at `path`, for a
+    /// caller that writes a private key (upload data) itself and commits it
+    /// with an append writer: the pull-through cache spools a blob there,
+    /// serves it while it grows, and then takes it as the blob by rename
+    /// instead of copying it. `None` (the default) where objects are not
+    /// local files, or `path` is not a valid key.
+    fn local_path(&self, _path: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Describes the object or directory at `path`.
     /// Errors: `NotFound`.
     async fn stat(&self, path: &str) -> StorageResult<FileInfo>;

@@ -21,8 +21,9 @@ use tokio::sync::watch;
 use super::spool::Spool;
 use super::{FetchLimits, MirrorEntry};
 use crate::oci::digest::Digest;
-use crate::oci::name::RepoName;
+use crate::oci::name::{RepoName, UploadId};
 use crate::registry::Registry;
+use crate::storage::paths::StoragePath;
 
 /// Where a fetch is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +190,17 @@ impl Fetches {
         if running.len() >= self.limits.max_concurrent.max(1) {
             return Err(StartError::TooMany);
         }
-        let spool = Arc::new(Spool::create(&self.limits.spool_dir).map_err(StartError::Spool)?);
+        let upload = UploadId::new_random();
+        let data_key = StoragePath::UploadData {
+            name: &target.name,
+            id: &upload,
+        }
+        .to_key();
+        let spool = match target.registry.driver.local_path(&data_key) {
+            Some(path) => Spool::create_in_storage(&path),
+            None => Spool::create(&self.limits.spool_dir),
+        };
+        let spool = Arc::new(spool.map_err(StartError::Spool)?);
         let (tx, rx) = watch::channel(Progress {
             phase: Phase::Connecting,
             size: None,
@@ -206,7 +217,7 @@ impl Fetches {
         let idle = self.limits.idle_timeout;
         tokio::spawn(async move {
             let digest = target.digest.clone();
-            super::task::run(target, spool, &tx, idle).await;
+            super::task::run(target, upload, spool, &tx, idle).await;
             // Readers hold their own handle; new requests now find the
             // blob in storage (or fetch again after a failure).
             if let Ok(mut running) = this.running.lock() {

@@ -15,7 +15,11 @@ pub(super) mod routing;
 mod spool;
 mod task;
 #[cfg(test)]
+mod test_fake;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_local;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,9 +1,15 @@
-//! The spool of one blob fetch: an unlinked file holding every byte the
-//! upstream sent so far (in the page cache; written once, at memory speed),
-//! plus the most recent chunks kept in memory as they arrived (a bounded
-//! window). Readers that keep up with the upstream, and the storage copy,
-//! take their bytes from the window without a copy or a file read; readers
-//! further behind read the file.
+//! The spool of one blob fetch: a file holding every byte the upstream sent
+//! so far (in the page cache; written once, at memory speed), plus the most
+//! recent chunks kept in memory as they arrived (a bounded window). Readers
+//! that keep up with the upstream, and the storage copy, take their bytes
+//! from the window without a copy or a file read; readers further behind
+//! read the file.
+//!
+//! Where storage is local files (the filesystem driver), the spool is the
+//! fetch's upload data file in storage itself, which the fetch commits as
+//! the blob by rename: no second copy, and the blob is still in the page
+//! cache for the next pull. Elsewhere it is an unlinked file in the spool
+//! directory, copied into a storage writer as it grows.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -28,6 +34,8 @@ const MIN_PIECE: usize = 256 << 10;
 pub(super) struct Spool {
     file: File,
     window: Mutex<Window>,
+    /// The file is the upload data file in storage (see the module doc).
+    in_storage: bool,
 }
 
 /// The latest chunks, by offset, at most [`WINDOW_BYTES`] of them.
@@ -51,7 +59,32 @@ impl Spool {
         Ok(Spool {
             file,
             window: Mutex::new(Window::default()),
+            in_storage: false,
         })
+    }
+
+    /// A spool that is the new file `path` in storage (an upload's data
+    /// file, which nothing else writes), creating its directories; the
+    /// fetch commits it, or deletes it when the fetch fails.
+    pub fn create_in_storage(path: &Path) -> io::Result<Spool> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Spool {
+            file,
+            window: Mutex::new(Window::default()),
+            in_storage: true,
+        })
+    }
+
+    /// Whether the spool is the upload's data file in storage.
+    pub fn in_storage(&self) -> bool {
+        self.in_storage
     }
 
     /// Writes `chunks` one after the other from offset `at` (blocking: call

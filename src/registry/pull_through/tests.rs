@@ -1,207 +1,22 @@
-//! The cache against an in-memory fake upstream that counts calls and can
-//! be down, corrupt bytes, or hold a blob's body back until released.
+//! The cache against the in-memory fake upstream (`test_fake.rs`) over
+//! in-memory storage.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
+use super::test_fake::*;
 use super::*;
-use crate::mirror::{RemoteBlob, RemoteDescriptor, RemoteManifest, UpstreamError};
-use crate::oci::digest::Digest;
-use crate::oci::name::{Reference, RepoName};
+use bytes::Bytes;
+
+use crate::oci::name::Reference;
 use crate::registry::{Registry, RegistryError, RegistryOptions};
 use crate::storage::memory::MemoryDriver;
-
-/// An upstream registry in memory.
-#[derive(Default)]
-struct Fake {
-    manifests: Mutex<HashMap<String, (Digest, Bytes)>>,
-    tags: Mutex<HashMap<String, Digest>>,
-    blobs: Mutex<HashMap<Digest, Bytes>>,
-    down: AtomicBool,
-    corrupt: AtomicBool,
-    /// When set, blob bodies send their first chunk, then wait for permits.
-    gate: Option<Arc<Semaphore>>,
-    head_manifest: AtomicUsize,
-    get_manifest: AtomicUsize,
-    get_blob: AtomicUsize,
-    head_blob: AtomicUsize,
-}
-
-const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
-
-impl Fake {
-    fn put_manifest(&self, tag: &str, body: &str) -> Digest {
-        let d = Digest::sha256_of(body.as_bytes());
-        self.manifests
-            .lock()
-            .unwrap()
-            .insert(d.to_string(), (d.clone(), Bytes::from(body.to_string())));
-        self.tags.lock().unwrap().insert(tag.into(), d.clone());
-        d
-    }
-
-    fn put_blob(&self, data: Vec<u8>) -> Digest {
-        let d = Digest::sha256_of(&data);
-        self.blobs
-            .lock()
-            .unwrap()
-            .insert(d.clone(), Bytes::from(data));
-        d
-    }
-
-    fn check(&self) -> Result<(), UpstreamError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(UpstreamError::Unavailable("connection refused".into()));
-        }
-        Ok(())
-    }
-
-    fn lookup(&self, reference: &str) -> Option<(Digest, Bytes)> {
-        let key = match self.tags.lock().unwrap().get(reference) {
-            Some(d) => d.to_string(),
-            None => reference.to_string(),
-        };
-        self.manifests.lock().unwrap().get(&key).cloned()
-    }
-}
-
-#[async_trait]
-impl crate::mirror::Upstream for Fake {
-    async fn head_manifest(
-        &self,
-        _name: &str,
-        reference: &str,
-    ) -> Result<Option<RemoteDescriptor>, UpstreamError> {
-        self.head_manifest.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        Ok(self
-            .lookup(reference)
-            .map(|(digest, body)| RemoteDescriptor {
-                digest,
-                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-                size: body.len() as u64,
-            }))
-    }
-
-    async fn get_manifest(
-        &self,
-        _name: &str,
-        reference: &str,
-    ) -> Result<Option<RemoteManifest>, UpstreamError> {
-        self.get_manifest.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        Ok(self.lookup(reference).map(|(digest, body)| RemoteManifest {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            body,
-            digest: Some(digest),
-        }))
-    }
-
-    async fn head_blob(&self, _name: &str, digest: &Digest) -> Result<Option<u64>, UpstreamError> {
-        self.head_blob.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        Ok(self
-            .blobs
-            .lock()
-            .unwrap()
-            .get(digest)
-            .map(|b| b.len() as u64))
-    }
-
-    async fn get_blob(
-        &self,
-        _name: &str,
-        digest: &Digest,
-    ) -> Result<Option<RemoteBlob>, UpstreamError> {
-        self.get_blob.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        let Some(mut data) = self.blobs.lock().unwrap().get(digest).map(|b| b.to_vec()) else {
-            return Ok(None);
-        };
-        if self.corrupt.load(Ordering::SeqCst) {
-            let last = data.len() - 1;
-            data[last] ^= 0xff;
-        }
-        let size = Some(data.len() as u64);
-        let chunks: Vec<Bytes> = data.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
-        let gate = self.gate.clone();
-        let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| {
-            let gate = gate.clone();
-            async move {
-                if let (Some(g), true) = (gate, i > 0) {
-                    g.acquire().await.expect("gate").forget();
-                }
-                Ok::<_, std::io::Error>(c)
-            }
-        });
-        Ok(Some(RemoteBlob {
-            size,
-            stream: Box::pin(stream),
-        }))
-    }
-
-    fn label(&self) -> &str {
-        "fake"
-    }
-}
-
-fn entry(prefix: &str, fake: Arc<Fake>, revalidate: Duration) -> Arc<MirrorEntry> {
-    Arc::new(MirrorEntry {
-        prefix: prefix.into(),
-        remote: "https://upstream.test".into(),
-        docker_hub: true,
-        hosts: vec!["docker.io".into()],
-        tag_revalidate: revalidate,
-        upstream: fake,
-        stats: MirrorStats::default(),
-    })
-}
-
-fn registry_with(mode: Mode) -> Registry {
-    let options = RegistryOptions {
-        delete_enabled: true,
-        ..RegistryOptions::default()
-    };
-    Registry::new(Arc::new(MemoryDriver::new()), options)
-        .with_mirrors(Mirrors::new(mode, FetchLimits::default()))
-}
-
-fn mirrored(fake: Arc<Fake>, revalidate: Duration) -> Registry {
-    registry_with(Mode::Prefixes(vec![entry("hub", fake, revalidate)]))
-}
-
-fn name(s: &str) -> RepoName {
-    s.parse().unwrap()
-}
-
-fn tag(s: &str) -> Reference {
-    Reference::Tag(s.parse().unwrap())
-}
-
-async fn read_all(reg: &Registry, n: &RepoName, d: &Digest) -> Result<Vec<u8>, String> {
-    let blob = reg
-        .mirror_blob(n, d, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let MirrorBlob::Fetching { stream, .. } = blob else {
-        return Err("not a fetch".into());
-    };
-    let mut s = stream.stream(0, None);
-    let mut out = Vec::new();
-    while let Some(chunk) = s.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
-    }
-    Ok(out)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_concurrent_misses_make_one_upstream_fetch_and_stream_before_it_ends() {

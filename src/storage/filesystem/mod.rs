@@ -350,6 +350,11 @@ impl StorageDriver for FilesystemDriver {
         Ok(Box::new(w.with_claim(claim)))
     }
 
+    /// Keys map to files under the root (validated as every key is).
+    fn local_path(&self, path: &str) -> Option<PathBuf> {
+        self.full_path(path).ok()
+    }
+
     /// Inline on the async thread for the same reason as `get_content`: one
     /// `statx` of a cached inode costs less than the hand-off to the pool.
     async fn stat(&self, path: &str) -> StorageResult<FileInfo> {
