@@ -47,8 +47,8 @@ pub(super) struct Progress {
     pub phase: Phase,
     /// `Content-Length` of the upstream's answer, when it sent one.
     pub size: Option<u64>,
-    /// Bytes in the spool so far.
-    pub written: u64,
+    /// Bytes readers can take so far (from the spool's window or file).
+    pub available: u64,
     /// All bytes are in the spool and match the digest: readers may finish,
     /// whatever happens to the storage commit after.
     pub verified: bool,
@@ -109,16 +109,16 @@ impl Fetch {
                 }
                 let end = match len {
                     Some(l) => offset + l,
-                    None if done => p.written,
+                    None if done => p.available,
                     None => u64::MAX,
                 };
                 if done && pos >= end {
                     return None;
                 }
                 let limit = if done {
-                    end.min(p.written)
+                    end.min(p.available)
                 } else {
-                    p.written.min(end.saturating_sub(1))
+                    p.available.min(end.saturating_sub(1))
                 };
                 if pos < limit {
                     return match spool.read(pos, limit).await {
@@ -204,7 +204,7 @@ impl Fetches {
         let (tx, rx) = watch::channel(Progress {
             phase: Phase::Connecting,
             size: None,
-            written: 0,
+            available: 0,
             verified: false,
         });
         let fetch = Arc::new(Fetch {

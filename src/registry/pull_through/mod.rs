@@ -10,6 +10,7 @@ mod blobs;
 mod cached;
 mod fetch;
 mod manifests;
+mod receive;
 mod records;
 pub(super) mod routing;
 mod spool;

@@ -38,11 +38,29 @@ pub(super) struct Spool {
     in_storage: bool,
 }
 
-/// The latest chunks, by offset, at most [`WINDOW_BYTES`] of them.
+/// The latest chunks, by offset: at most [`WINDOW_BYTES`] of them, plus
+/// those not in the file yet (which the fetch bounds).
 #[derive(Default)]
 struct Window {
     chunks: VecDeque<(u64, Bytes)>,
     bytes: usize,
+    /// Bytes from the start that are in the file.
+    in_file: u64,
+}
+
+impl Window {
+    /// Drops the oldest chunks beyond the bound, but none the file lacks.
+    fn trim(&mut self) {
+        while self.bytes > WINDOW_BYTES {
+            match self.chunks.front() {
+                Some((at, c)) if at + c.len() as u64 <= self.in_file => {
+                    self.bytes -= c.len();
+                    self.chunks.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
 }
 
 impl Spool {
@@ -97,9 +115,10 @@ impl Spool {
         Ok(())
     }
 
-    /// Keeps `chunks` (from offset `at`, already in the file) in the
-    /// window, dropping the oldest beyond its bound.
-    pub fn remember(&self, mut at: u64, chunks: Vec<Bytes>) {
+    /// Makes `chunks` (from offset `at`, the file may not have them yet)
+    /// readable from the window, dropping the oldest that the file holds
+    /// beyond its bound.
+    pub fn publish(&self, mut at: u64, chunks: Vec<Bytes>) {
         let Ok(mut w) = self.window.lock() else {
             return;
         };
@@ -109,12 +128,17 @@ impl Spool {
             w.bytes += len;
             at += len as u64;
         }
-        while w.bytes > WINDOW_BYTES {
-            match w.chunks.pop_front() {
-                Some((_, c)) => w.bytes -= c.len(),
-                None => break,
-            }
-        }
+        w.trim();
+    }
+
+    /// Records that the file holds every byte before `end`, so the window
+    /// may drop them.
+    pub fn stored_to(&self, end: u64) {
+        let Ok(mut w) = self.window.lock() else {
+            return;
+        };
+        w.in_file = w.in_file.max(end);
+        w.trim();
     }
 
     /// The bytes at `pos` up to `limit` (exclusive) from the window, when it
@@ -161,8 +185,9 @@ impl Spool {
     }
 
     /// The bytes at `pos` up to `limit` (exclusive; `pos < limit`, and all
-    /// of them already written): from the window if it still holds them,
-    /// else at most [`READ_CHUNK`] from the file.
+    /// of them published): from the window if it still holds them (it
+    /// holds every byte the file lacks), else at most [`READ_CHUNK`] from
+    /// the file.
     pub async fn read(self: &Arc<Self>, pos: u64, limit: u64) -> io::Result<Bytes> {
         if let Some(b) = self.recent(pos, limit) {
             return Ok(b);
@@ -191,7 +216,8 @@ mod tests {
         let a = Bytes::from(vec![1u8; 10]);
         let b = Bytes::from(vec![2u8; 10]);
         spool.write_at(0, &[a.clone(), b.clone()]).unwrap();
-        spool.remember(0, vec![a, b]);
+        spool.publish(0, vec![a, b]);
+        spool.stored_to(20);
         // Within one chunk, cut at the limit.
         assert_eq!(spool.read(12, 15).await.unwrap(), vec![2u8; 3]);
         // Small chunks are joined into one piece.
@@ -201,10 +227,26 @@ mod tests {
         // Past the window's bound, the file answers.
         let big = Bytes::from(vec![3u8; WINDOW_BYTES]);
         spool.write_at(20, std::slice::from_ref(&big)).unwrap();
-        spool.remember(20, vec![big]);
+        spool.publish(20, vec![big]);
+        spool.stored_to(20 + WINDOW_BYTES as u64);
         let early = spool.read(0, 20).await.unwrap();
         assert_eq!(&early[..10], &[1u8; 10]);
         assert_eq!(&early[10..], &[2u8; 10]);
         assert_eq!(spool.read(19, 22).await.unwrap(), vec![2u8, 3, 3]);
+    }
+
+    #[tokio::test]
+    async fn the_window_keeps_what_the_file_lacks_past_its_bound() {
+        let spool = Arc::new(Spool::create(&std::env::temp_dir()).unwrap());
+        let chunk = |v: u8| Bytes::from(vec![v; WINDOW_BYTES / 2]);
+        // Published but never written: three halves of the bound, all held.
+        spool.publish(0, vec![chunk(1), chunk(2), chunk(3)]);
+        let half = (WINDOW_BYTES / 2) as u64;
+        assert_eq!(spool.read(0, 4).await.unwrap(), vec![1u8; 4]);
+        // Once the file is said to hold the first half, the window lets it
+        // go: the read goes to the (empty) file and fails.
+        spool.stored_to(half);
+        assert!(spool.read(0, 4).await.is_err());
+        assert_eq!(spool.read(half, half + 4).await.unwrap(), vec![2u8; 4]);
     }
 }

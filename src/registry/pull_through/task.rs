@@ -1,10 +1,8 @@
 //! The task of one blob fetch. Two loops run side by side:
 //!
-//! - `receive`: the upstream's chunks go in batches to the blocking pool,
-//!   which hashes them, writes them to the spool, then publishes them
-//!   (window, byte count) for the readers; the next batch (up to [`BATCH`]
-//!   bytes) collects meanwhile. Every byte is hashed once and written to
-//!   the spool once.
+//! - `receive` (`receive.rs`): the upstream's bytes are published to the
+//!   readers as they arrive, and hashed and written to the spool in the
+//!   blocking pool alongside; the fetch is verified once every byte is.
 //! - `store`: where the spool is the upload's data file in storage
 //!   (filesystem driver), waits for verification and commits that file as
 //!   the blob by rename; elsewhere follows the spool into a storage writer
@@ -20,22 +18,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::fetch::{Phase, Progress, Target};
+use super::receive::receive;
 use super::spool::Spool;
 use super::{CachedContent, MirrorStats};
-use crate::mirror::RemoteBlob;
-use crate::oci::digest::Hasher;
 use crate::oci::name::UploadId;
 use crate::storage::paths::StoragePath;
 use crate::storage::{DeferredWrite, FileWriter};
-
-/// Bytes of upstream chunks handed to the blocking pool at once, at most
-/// (more only when one chunk is larger).
-const BATCH: usize = 1 << 20;
 
 /// The fetch task: upstream body -> spool + hash, and spool -> storage,
 /// then commit on a match. Sets the final phase on every path, and removes
@@ -113,105 +104,6 @@ async fn fetch_and_store(
     }
 }
 
-/// The batch in the blocking pool; it hands the hasher back.
-type Job = tokio::task::JoinHandle<Result<Hasher, String>>;
-
-/// Receives the body into the spool, hashing it, publishing each batch;
-/// `Ok` once every byte arrived and matched the digest (then `verified`).
-/// While one batch is in the blocking pool the next one collects (up to
-/// [`BATCH`] bytes), so batches grow with the upstream's speed: the first
-/// chunk goes out alone (time to first byte), later ones in large batches
-/// (few pool trips and reader wake-ups per MiB).
-async fn receive(
-    t: &Target,
-    mut blob: RemoteBlob,
-    spool: Arc<Spool>,
-    tx: &watch::Sender<Progress>,
-    idle: Duration,
-) -> Result<(), String> {
-    let mut hasher = Some(Hasher::new(t.digest.algorithm()));
-    let mut received: u64 = 0;
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut batch_bytes: usize = 0;
-    let mut in_flight: Option<Job> = None;
-    let mut ended = false;
-    loop {
-        if !batch.is_empty() {
-            if let Some(mut h) = hasher.take() {
-                // Launch the collected batch.
-                let at = received - batch_bytes as u64;
-                let (spool, tx) = (spool.clone(), tx.clone());
-                let chunks = std::mem::take(&mut batch);
-                let end = received;
-                batch_bytes = 0;
-                in_flight = Some(tokio::task::spawn_blocking(move || {
-                    for c in &chunks {
-                        h.update(c);
-                    }
-                    spool
-                        .write_at(at, &chunks)
-                        .map_err(|e| format!("cannot write the spool file: {e}"))?;
-                    spool.remember(at, chunks);
-                    tx.send_modify(|p| p.written = end);
-                    Ok(h)
-                }));
-            }
-        }
-        if ended && batch.is_empty() && in_flight.is_none() {
-            break;
-        }
-        let collect = !ended && batch_bytes < BATCH;
-        tokio::select! {
-            biased;
-            done = async {
-                match in_flight.as_mut() {
-                    Some(job) => job.await,
-                    None => std::future::pending().await,
-                }
-            }, if in_flight.is_some() => {
-                in_flight = None;
-                hasher = Some(done.unwrap_or_else(|e| Err(e.to_string()))?);
-            }
-            next = tokio::time::timeout(idle, blob.stream.next()), if collect => {
-                match next {
-                    Err(_) => return Err(format!("the upstream sent nothing for {idle:?}")),
-                    Ok(None) => ended = true,
-                    Ok(Some(Err(e))) => return Err(format!("upstream body failed: {e}")),
-                    Ok(Some(Ok(c))) => {
-                        received += c.len() as u64;
-                        MirrorStats::add(&t.entry.stats.bytes_fetched, c.len() as u64);
-                        if blob.size.is_some_and(|s| received > s) {
-                            return Err("the upstream sent more bytes than its Content-Length".into());
-                        }
-                        batch_bytes += c.len();
-                        batch.push(c);
-                    }
-                }
-            }
-            else => return Err("the fetch stopped waiting for anything".into()),
-        }
-    }
-    let hasher = hasher.ok_or("the fetch lost its hasher")?;
-    if blob.size.is_some_and(|s| s != received) {
-        return Err(format!(
-            "the upstream body ended at {received} bytes, not {:?}",
-            blob.size
-        ));
-    }
-    let actual = hasher.finish();
-    if actual != t.digest {
-        return Err(format!(
-            "the upstream's bytes hash to {actual}, not {}: nothing stored",
-            t.digest
-        ));
-    }
-    tx.send_modify(|p| {
-        p.size = Some(received);
-        p.verified = true;
-    });
-    Ok(())
-}
-
 /// Stores the blob once `receive` has verified it, and links it into the
 /// cache repository; leaves nothing when the fetch fails.
 async fn store(
@@ -276,7 +168,7 @@ async fn adopt(
     let size = loop {
         let p = rx.borrow_and_update().clone();
         if p.verified {
-            break p.written;
+            break p.available;
         }
         if matches!(p.phase, Phase::Failed(_)) {
             return Ok(None);
@@ -324,8 +216,8 @@ async fn copy(
             let _ = writer.cancel().await;
             return Ok(None);
         }
-        if pos < p.written {
-            let copied = match spool.read(pos, p.written).await {
+        if pos < p.available {
+            let copied = match spool.read(pos, p.available).await {
                 Ok(b) => writer.write(&b).await.map(|()| b.len() as u64),
                 Err(e) => Err(crate::storage::StorageError::io("spool", &e)),
             };

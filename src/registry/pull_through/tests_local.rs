@@ -130,7 +130,10 @@ async fn a_blob_the_upstream_lacks_leaves_no_upload_in_storage() {
     let reg = on_disk(dir.path(), fake.clone());
     let n = name("hub/library/app");
     let err = reg.mirror_blob(&n, &digest, false).await.err();
-    assert!(matches!(err, Some(RegistryError::BlobUnknown(_))), "{err:?}");
+    assert!(
+        matches!(err, Some(RegistryError::BlobUnknown(_))),
+        "{err:?}"
+    );
     settle(&reg).await;
     assert!(upload_files(dir.path()).is_empty());
     assert_eq!(fake.get_blob.load(Ordering::SeqCst), 1);
