@@ -14,6 +14,7 @@ mod receive;
 mod records;
 pub(super) mod routing;
 mod spool;
+mod spool_file;
 mod task;
 #[cfg(test)]
 mod test_fake;

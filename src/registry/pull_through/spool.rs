@@ -15,10 +15,12 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+
+use super::spool_file;
 
 /// Bytes of recent chunks kept in memory per fetch.
 const WINDOW_BYTES: usize = 16 << 20;
@@ -34,8 +36,9 @@ const MIN_PIECE: usize = 256 << 10;
 pub(super) struct Spool {
     file: File,
     window: Mutex<Window>,
-    /// The file is the upload data file in storage (see the module doc).
-    in_storage: bool,
+    /// Where the file is in storage, when it is the upload data file
+    /// there (see the module doc), with the directories made for it.
+    in_storage: Option<(PathBuf, Vec<PathBuf>)>,
 }
 
 /// The latest chunks, by offset: at most [`WINDOW_BYTES`] of them, plus
@@ -77,32 +80,34 @@ impl Spool {
         Ok(Spool {
             file,
             window: Mutex::new(Window::default()),
-            in_storage: false,
+            in_storage: None,
         })
     }
 
     /// A spool that is the new file `path` in storage (an upload's data
     /// file, which nothing else writes), creating its directories; the
-    /// fetch commits it, or deletes it when the fetch fails.
+    /// fetch commits it, or [`Spool::discard`]s it when the fetch fails.
     pub fn create_in_storage(path: &Path) -> io::Result<Spool> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let (file, dirs) = spool_file::create(path)?;
         Ok(Spool {
             file,
             window: Mutex::new(Window::default()),
-            in_storage: true,
+            in_storage: Some((path.to_path_buf(), dirs)),
         })
     }
 
     /// Whether the spool is the upload's data file in storage.
     pub fn in_storage(&self) -> bool {
-        self.in_storage
+        self.in_storage.is_some()
+    }
+
+    /// Removes a spool in storage that will not be committed, and the
+    /// directories made for it while empty (blocking: call from the
+    /// blocking pool). Open handles keep reading it.
+    pub fn discard(&self) {
+        if let Some((path, dirs)) = &self.in_storage {
+            spool_file::discard(path, dirs);
+        }
     }
 
     /// Writes `chunks` one after the other from offset `at` (blocking: call

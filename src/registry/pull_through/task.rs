@@ -30,8 +30,7 @@ use crate::storage::{DeferredWrite, FileWriter};
 
 /// The fetch task: upstream body -> spool + hash, and spool -> storage,
 /// then commit on a match. Sets the final phase on every path, and removes
-/// the upload (`upload`, under the target's name) unless the blob was
-/// stored.
+/// the spool from storage unless it became the blob.
 pub(super) async fn run(
     t: Target,
     upload: UploadId,
@@ -39,19 +38,13 @@ pub(super) async fn run(
     tx: &watch::Sender<Progress>,
     idle: Duration,
 ) {
-    if fetch_and_store(&t, &upload, spool, tx, idle).await {
+    if fetch_and_store(&t, &upload, spool.clone(), tx, idle).await {
         return;
     }
-    let dir = StoragePath::UploadDir {
-        name: &t.name,
-        id: &upload,
-    }
-    .to_key();
-    match t.registry.driver.delete(&dir).await {
-        Err(e) if !e.is_not_found() => {
-            tracing::warn!(repository = %t.name, upload = %upload, "cannot remove a failed fetch's upload: {e}")
-        }
-        _ => {}
+    // A spool in storage goes with its directories; a storage writer
+    // (object stores) was cancelled, which removed its part.
+    if spool.in_storage() {
+        let _ = tokio::task::spawn_blocking(move || spool.discard()).await;
     }
 }
 
