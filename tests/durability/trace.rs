@@ -35,13 +35,15 @@ impl Call {
     }
 }
 
-/// `NAME(ARGS...) = RET` parts of a complete line's text.
+/// `NAME(ARGS...) = RET` parts of a complete line's text. strace pads a
+/// resumed call's `)` and `= RET` apart with spaces to align it.
 fn split(text: &str) -> Option<(String, String, i64)> {
     let paren = text.find('(')?;
     let name = text[..paren].to_string();
-    let eq = text.rfind(") = ")?;
-    let ret = text[eq + 4..].split_whitespace().next()?.parse().ok()?;
-    Some((name, text[paren + 1..eq].to_string(), ret))
+    let eq = text.rfind(" = ")?;
+    let args = text[paren + 1..eq].trim_end().strip_suffix(')')?;
+    let ret = text[eq + 3..].split_whitespace().next()?.parse().ok()?;
+    Some((name, args.to_string(), ret))
 }
 
 /// Every call in the log, in the order they returned.
@@ -96,9 +98,23 @@ fn parses_split_and_whole_calls() {
 10 <... syncfs resumed>) = 0
 12 rename(\"/r/a\", \"/r/b\") = 0
 12 +++ exited with 0 +++
+13 fsync(8</r/d> <unfinished ...>
+14 write(4<anon_inode:[eventfd]>, \"\\1\", 8) = 8
+13 <... fsync resumed>)              = 0
 ";
     let calls = parse(log);
-    assert_eq!(calls.len(), 3);
+    assert_eq!(calls.len(), 5);
+    // A resumed line padded with spaces (as strace aligns them) still parses.
+    assert_eq!(
+        (
+            calls[4].name.as_str(),
+            calls[4].start,
+            calls[4].end,
+            calls[4].ret
+        ),
+        ("fsync", 5, 7, 0)
+    );
+    assert_eq!(calls[4].fd_path(), Some("/r/d"));
     assert_eq!(
         (calls[0].name.as_str(), calls[0].start, calls[0].end),
         ("writev", 1, 1)
