@@ -4,7 +4,7 @@
 //! pushes beside the mirror, a moved tag followed after the interval, the
 //! upstream stopped (cache served), sixteen concurrent pulls of one
 //! uncached 200 MiB blob counted at the upstream, corrupted upstream bytes,
-//! and registry:2's `proxy` mode.
+//! a mirror on S3 storage (moto), and registry:2's `proxy` mode.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +12,8 @@
 mod clients;
 #[path = "common/procs.rs"]
 mod procs;
+#[path = "common/s3.rs"]
+mod s3;
 mod mirror_client {
     pub mod support;
 }
@@ -41,15 +43,21 @@ impl Berth {
     /// `berth serve` with filesystem storage at `root`, deletes on, the
     /// metrics on the main listener, and `tail` appended to the config.
     fn start(dir: &Path, root: &Path, tail: &str) -> Berth {
+        let storage = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
+        Berth::start_on(dir, root, &storage, tail)
+    }
+
+    /// As [`Berth::start`], with `storage` (YAML under `storage:`, indented
+    /// by two) as the storage driver; `root` is only remembered.
+    fn start_on(dir: &Path, root: &Path, storage: &str, tail: &str) -> Berth {
         let port = free_port();
         let cfg = dir.join(format!("berth-{port}.yml"));
         std::fs::write(
             &cfg,
             format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    prometheus:\n      enabled: true\n{tail}",
-                root.display()
+                 storage:\n{storage}  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  debug:\n    prometheus:\n      enabled: true\n{tail}"
             ),
         )
         .unwrap();
@@ -358,4 +366,47 @@ fn mirror_registry2_proxy_mode_with_a_berth_upstream_via_skopeo() {
         refused.contains("unsupported") || refused.contains("UNSUPPORTED"),
         "{refused}"
     );
+}
+
+/// On an object store the spool is an unlinked file in
+/// `mirrorfetch.spooldir`, copied into the bucket alongside: the blob lands
+/// there, the spool directory stays empty, and with the upstream stopped
+/// the blob is served from the bucket.
+#[test]
+fn mirror_on_s3_storage_copies_the_spool_into_the_bucket() {
+    let Some(moto) = s3::moto() else {
+        return;
+    };
+    let dir = tempdir("berth-mirror-");
+    let up_root = dir.path().join("up-root");
+    let img = seed_image(&up_root, "team/app", "1", 6 << 20);
+    let upstream = Berth::start(dir.path(), &up_root, "");
+    let prefix = s3::fresh_root("mirror");
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let storage = format!(
+        "  s3:\n    accesskey: {}\n    secretkey: {}\n    region: {}\n    regionendpoint: {}\n\
+         \x20   bucket: {}\n    rootdirectory: /{prefix}\n",
+        moto.access_key,
+        moto.secret_key,
+        moto.region,
+        moto.endpoint,
+        s3::BUCKET
+    );
+    let tail = format!(
+        "mirrors:\n  - prefix: up\n    remoteurl: {}\nmirrorfetch:\n  spooldir: {}\n",
+        upstream.url(""),
+        spool.display()
+    );
+    let mirror = Berth::start_on(dir.path(), &dir.path().join("unused"), &storage, &tail);
+    let url = mirror.url(&format!("/v2/up/team/app/blobs/{}", img.layer_digest));
+    pull_blob(&url, &img.layer).unwrap();
+    let hex = img.layer_digest.hex().to_string();
+    let key = format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
+    wait_until("the blob in the bucket", Duration::from_secs(30), || {
+        moto.object_keys(&prefix).iter().any(|k| k.ends_with(&key))
+    });
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    drop(upstream);
+    pull_blob(&url, &img.layer).unwrap();
 }
