@@ -8,13 +8,27 @@ use std::time::Duration;
 use super::{daemon_command, find_tool, output, run, tempdir, wait_until, Proc};
 
 /// A private docker daemon (vfs storage, no networking) for push and pull,
-/// with its own data/exec roots and socket; stopped and removed on drop.
+/// with its own data/exec roots and socket; stopped and removed on drop
+/// (see its `Drop`).
 pub struct Dockerd {
     proc: Proc,
     sock: PathBuf,
     // Dropped after `proc` (declaration order): the daemon is gone before
     // its directories are removed.
     dir: tempfile::TempDir,
+}
+
+impl Drop for Dockerd {
+    /// dockerd leaves its network namespace bind-mounted at
+    /// `exec/netns/default` even after a clean stop, and a mounted path
+    /// cannot be removed: every run left its temp dir (~77 MiB) and a mount
+    /// behind. Stop the daemon, then detach that mount, so the directory
+    /// goes with it.
+    fn drop(&mut self) {
+        self.proc.stop(Duration::from_secs(15));
+        let netns = self.dir.path().join("exec/netns/default");
+        let _ = Command::new("umount").arg("-l").arg(&netns).output();
+    }
 }
 
 impl Dockerd {
