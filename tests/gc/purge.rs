@@ -192,9 +192,15 @@ async fn online_worker_reports_its_runs_in_metrics() {
     cfg.storage.maintenance.gc.interval = std::time::Duration::from_millis(50);
     cfg.storage.maintenance.gc.graceperiod = std::time::Duration::from_millis(1);
     let m = berth::app::Maintenance::start(&cfg, &f.registry);
-    // Bounded wait for the worker to collect the orphan.
+    // Bounded wait for the worker to collect the orphan and finish its run
+    // (the blob goes in the sweep, before the run is counted).
+    let finished = || {
+        let mut text = String::new();
+        f.registry.gc_stats().render(&mut text);
+        !text.contains("berth_gc_runs_total 0\n")
+    };
     for _ in 0..200 {
-        if !f.blob_stored(&orphan).await {
+        if !f.blob_stored(&orphan).await && finished() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
