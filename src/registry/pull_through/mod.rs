@@ -82,7 +82,9 @@ type Counter = fn(&MirrorStats) -> &AtomicU64;
 pub struct FetchLimits {
     /// Fetches running at once; more misses get 429.
     pub max_concurrent: usize,
-    /// Where spool files are created (and at once unlinked).
+    /// Where spool files are created (and at once unlinked) when storage
+    /// has no local files; on the filesystem driver the spool is the
+    /// upload data file in storage instead.
     pub spool_dir: PathBuf,
     /// An upstream body silent this long is cut off.
     pub idle_timeout: Duration,
